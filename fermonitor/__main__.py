@@ -1,0 +1,4 @@
+"""Allow `python -m fermonitor`."""
+from fermonitor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Qt-free analysis core: sources, detection, preprocessing, models, tracking, session."""

@@ -1,0 +1,130 @@
+"""Self-describing model checkpoints: architecture, classes, preprocessing, metrics and weights."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fermonitor.core.models import build_model
+
+CHECKPOINT_FORMAT = "fermonitor-checkpoint"
+CHECKPOINT_VERSION = 1
+
+FERPLUS_CLASSES: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: missing, unreadable, pickled or mismatched."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything needed to rebuild a model and feed it, beside its weights."""
+
+    arch: str
+    classes: tuple[str, ...]
+    input_size: int = 48
+    mean: float = 0.5
+    std: float = 0.25
+    crop_margin: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    train_args: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: ModelMeta, half: bool = True) -> None:
+    """Write ``model`` and ``meta`` to ``path`` (fp16 weights unless ``half`` is False).
+
+    Only plain containers, numbers, strings and tensors are stored, so the file loads with
+    ``torch.load(weights_only=True)``.
+    """
+    state = {
+        key: (value.half() if half and value.is_floating_point() else value).detach().cpu().contiguous()
+        for key, value in model.state_dict().items()
+    }
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "arch": meta.arch,
+        "classes": list(meta.classes),
+        "input_size": meta.input_size,
+        "mean": float(meta.mean),
+        "std": float(meta.std),
+        "crop_margin": float(meta.crop_margin),
+        "metrics": _plain(meta.metrics),
+        "train_args": _plain(meta.train_args),
+        "state_dict": state,
+    }
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
+    """Load a checkpoint written by :func:`save_checkpoint`; the model is fp32, in eval mode.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, not a torch file, holds pickled objects, or its weights do not
+        fit its declared architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise CheckpointError(f"model file {path} holds pickled objects and was rejected ({first_line})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"model file {path} is not a readable checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"model file {path} is not a fermonitor checkpoint")
+    try:
+        meta = ModelMeta(
+            arch=str(payload["arch"]),
+            classes=tuple(str(c) for c in payload["classes"]),
+            input_size=int(payload["input_size"]),
+            mean=float(payload["mean"]),
+            std=float(payload["std"]),
+            crop_margin=float(payload.get("crop_margin", 0.0)),
+            metrics=dict(payload.get("metrics", {})),
+            train_args=dict(payload.get("train_args", {})),
+        )
+        state = payload["state_dict"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"model file {path} lacks a field or has a wrong one ({exc})") from exc
+    dropout = float(meta.train_args.get("dropout", 0.0))
+    try:
+        model = build_model(meta.arch, num_classes=len(meta.classes), dropout=dropout)
+    except KeyError as exc:
+        raise CheckpointError(f"model file {path}: {exc.args[0]}") from exc
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as exc:
+        summary = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"model file {path}: weights do not match architecture {meta.arch!r} ({summary})") from exc
+    return model.eval(), meta
+
+
+def _plain(value: Any) -> Any:
+    """Reduce metrics and arguments to types that ``weights_only`` loading accepts."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

@@ -1,0 +1,29 @@
+"""One place that resolves bundled files, from a source checkout and from a frozen executable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+
+
+def resources_dir() -> Path:
+    """The ``resources/`` folder: beside the package from source, inside the bundle when frozen."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root is not None:
+        return Path(frozen_root) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def default_model_path() -> Path:
+    """The shipped expression model."""
+    return resources_dir() / "models" / "fermonitor_vgg19.pt"
+
+
+def cascade_path(name: str = "haarcascade_frontalface_default.xml") -> Path:
+    """An OpenCV Haar cascade file: the bundled copy when frozen, else opencv-python's own."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root is not None:
+        return Path(frozen_root) / "cv2_data" / name
+    return Path(cv2.data.haarcascades) / name

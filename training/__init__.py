@@ -1,0 +1,1 @@
+"""Training and evaluation of fermonitor's expression models on FER+ (python -m training)."""

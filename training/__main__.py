@@ -1,0 +1,38 @@
+"""python -m training {train,compare,evaluate,export} ..."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = ("train", "compare", "evaluate", "export")
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m training {{{','.join(commands)}}} [options]; -h after a command for its options",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from training import train
+
+        train.main(train.get_args_parser().parse_args(rest))
+    elif command == "compare":
+        from training import compare
+
+        compare.main(compare.get_args_parser().parse_args(rest))
+    elif command == "evaluate":
+        from training import evaluate_cli
+
+        evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(rest))
+    else:
+        from training import export
+
+        export.main(export.get_args_parser().parse_args(rest))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

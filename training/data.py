@@ -1,0 +1,289 @@
+"""Read FER2013 images and FER+ votes as users download them, and build labelled splits.
+
+Files (see ../shared/data/PROVENANCE.md):
+
+- ``fer2013.csv`` or ``fer2013.csv.gz``: header ``emotion,pixels,Usage``; 35,887 rows of 48x48 pixels.
+- ``fer2013new.csv``: FER+ votes, row-aligned with fer2013.csv.
+- ``FER2013{Train,Valid,Test}/label.csv`` of the FERPlus repository: the older vote revision that
+  defines the official benchmark. Names map to rows through fer2013new.csv's ``Image name``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIDE_PX = 48
+VOTE_COLUMNS: tuple[str, ...] = FERPLUS_CLASSES + ("unknown", "NF")
+USAGES = ("Training", "PublicTest", "PrivateTest")
+# The FERPlus folders and the FER2013 Usage value each of them holds.
+FERPLUS_FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+LABEL_MODES = ("majority", "probability", "argmax10")
+
+
+class DataFormatError(ValueError):
+    """A data file that does not have the expected format; the message names file, line and reason."""
+
+
+@dataclass(frozen=True)
+class FaceSplit:
+    """Labelled faces of one split.
+
+    ``images`` uint8 (N, 48, 48); ``labels`` int64 (N,) hard labels; ``targets`` float32 (N, C)
+    label distributions (one-hot in majority and argmax10 modes); ``rows`` the FER2013 row index
+    of every face.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+    rows: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> FaceSplit:
+        return FaceSplit(self.images[index], self.labels[index], self.targets[index], self.rows[index], self.classes)
+
+
+def cache_dir() -> Path:
+    """Where decoded arrays are cached: the user cache folder, never the repository."""
+    path = Path(platformdirs.user_cache_dir("fermonitor")) / "data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def read_fer2013(path: str | Path, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode fer2013.csv(.gz) into images uint8 (N, 48, 48), emotion int8 (N,) and usage (N,) str.
+
+    Raises
+    ------
+    DataFormatError
+        For a wrong header or a malformed row, naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"FER2013 file {path} does not exist")
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"fer2013-{key}.npz"
+    if use_cache and cached.is_file():
+        with np.load(cached) as arrays:
+            return arrays["images"], arrays["emotion"], arrays["usage"]
+    images: list[np.ndarray] = []
+    emotions: list[int] = []
+    usages: list[str] = []
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != ["emotion", "pixels", "Usage"]:
+            raise DataFormatError(f"{path}:1: header is {header}, expected emotion,pixels,Usage")
+        for line_no, row in enumerate(reader, start=2):
+            if len(row) != 3:
+                raise DataFormatError(f"{path}:{line_no}: expected 3 fields, found {len(row)}")
+            emotion, pixels, usage = row
+            if not emotion.isdigit() or int(emotion) > 6:
+                raise DataFormatError(f"{path}:{line_no}: emotion {emotion!r} is not a label 0-6")
+            if usage not in USAGES:
+                raise DataFormatError(f"{path}:{line_no}: Usage {usage!r} is not one of {', '.join(USAGES)}")
+            try:
+                values = np.array(pixels.split(), dtype=np.int32)
+            except ValueError as exc:
+                raise DataFormatError(f"{path}:{line_no}: pixels are not whole numbers ({exc})") from exc
+            if values.size != IMAGE_SIDE_PX * IMAGE_SIDE_PX:
+                raise DataFormatError(f"{path}:{line_no}: {values.size} pixel values, expected 2304")
+            if values.min() < 0 or values.max() > 255:
+                raise DataFormatError(f"{path}:{line_no}: pixel values outside 0-255")
+            images.append(values.astype(np.uint8).reshape(IMAGE_SIDE_PX, IMAGE_SIDE_PX))
+            emotions.append(int(emotion))
+            usages.append(usage)
+    result = (np.stack(images), np.array(emotions, dtype=np.int8), np.array(usages))
+    if use_cache:
+        tmp = cached.with_suffix(".tmp.npz")
+        np.savez(tmp, images=result[0], emotion=result[1], usage=result[2])
+        tmp.replace(cached)
+    return result
+
+
+def _parse_votes(path: Path, line_no: int, fields: list[str]) -> np.ndarray:
+    if len(fields) != len(VOTE_COLUMNS):
+        raise DataFormatError(f"{path}:{line_no}: expected {len(VOTE_COLUMNS)} vote columns, found {len(fields)}")
+    try:
+        votes = np.array([int(v) for v in fields], dtype=np.int32)
+    except ValueError as exc:
+        raise DataFormatError(f"{path}:{line_no}: a vote is not a whole number ({exc})") from exc
+    if votes.min() < 0:
+        raise DataFormatError(f"{path}:{line_no}: a vote count is negative")
+    return votes
+
+
+def read_fer2013new(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read fer2013new.csv: votes int32 (N, 10), usage (N,) str and image names (N,), by row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"FER+ votes file {path} does not exist")
+    votes, usages, names = [], [], []
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        expected = ["Usage", "Image name", *VOTE_COLUMNS]
+        if header != expected:
+            raise DataFormatError(f"{path}:1: header is {header}, expected {','.join(expected)}")
+        for line_no, row in enumerate(reader, start=2):
+            if len(row) != len(expected):
+                raise DataFormatError(f"{path}:{line_no}: expected {len(expected)} fields, found {len(row)}")
+            if row[0] not in USAGES:
+                raise DataFormatError(f"{path}:{line_no}: Usage {row[0]!r} is not one of {', '.join(USAGES)}")
+            usages.append(row[0])
+            names.append(row[1])
+            votes.append(_parse_votes(path, line_no, row[2:]))
+    return np.stack(votes), np.array(usages), names
+
+
+def read_ferplus_labels(folder: str | Path, fer2013new: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read the FERPlus repository's label.csv files: per usage, (FER2013 rows, votes (N, 10)).
+
+    ``folder`` holds FER2013Train, FER2013Valid and FER2013Test. Image names map to rows through
+    fer2013new.csv; where a name occurs twice there, the later row is the one FERPlus keeps on disk.
+    """
+    folder = Path(folder)
+    _, usages, names = read_fer2013new(fer2013new)
+    row_of = {name: row for row, name in enumerate(names) if name}  # later rows overwrite earlier ones
+    result = {}
+    for usage, sub in FERPLUS_FOLDERS.items():
+        path = folder / sub / "label.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"FER+ label file {path} does not exist")
+        rows, votes = [], []
+        with open(path, encoding="utf-8", newline="") as handle:
+            for line_no, fields in enumerate(csv.reader(handle), start=1):
+                if len(fields) != 2 + len(VOTE_COLUMNS):
+                    raise DataFormatError(f"{path}:{line_no}: expected {2 + len(VOTE_COLUMNS)} fields, found {len(fields)}")
+                name = fields[0]
+                if name not in row_of:
+                    raise DataFormatError(f"{path}:{line_no}: image {name!r} is not named in {fer2013new}")
+                row = row_of[name]
+                if usages[row] != usage:
+                    raise DataFormatError(f"{path}:{line_no}: image {name!r} is a {usages[row]} row, expected {usage}")
+                rows.append(row)
+                votes.append(_parse_votes(path, line_no, fields[2:]))
+        result[usage] = (np.array(rows, dtype=np.int64), np.stack(votes))
+    return result
+
+
+def majority_labels(votes: np.ndarray) -> np.ndarray:
+    """The official FER+ majority rule, per row: the emotion index 0-7, or -1 when dropped.
+
+    Votes of 1 are dropped; a face is kept when its top class holds more than half of the remaining
+    votes and that class is an emotion, not unknown or NF.
+    """
+    cleaned = np.where(votes > 1, votes, 0)
+    total = cleaned.sum(axis=1)
+    top = cleaned.argmax(axis=1)
+    top_votes = cleaned.max(axis=1)
+    keep = (top_votes > 0.5 * total) & (top < len(FERPLUS_CLASSES))
+    return np.where(keep, top, -1)
+
+
+def vote_distribution(votes: np.ndarray) -> np.ndarray:
+    """Per row, the distribution of the emotion votes (votes of 1 dropped) over the 8 emotions."""
+    cleaned = np.where(votes > 1, votes, 0)[:, : len(FERPLUS_CLASSES)].astype(np.float32)
+    total = cleaned.sum(axis=1, keepdims=True)
+    return np.divide(cleaned, total, out=np.zeros_like(cleaned), where=total > 0)
+
+
+def make_split(images: np.ndarray, rows: np.ndarray, votes: np.ndarray, mode: str, soft: bool = False) -> FaceSplit:
+    """Label the faces at ``rows`` from their ``votes`` in one of :data:`LABEL_MODES`.
+
+    - majority: the official rule; dropped faces are left out; one-hot targets over 8 emotions.
+    - probability: faces whose emotion votes (votes of 1 dropped) outweigh unknown and NF; targets
+      are the vote distribution over 8 emotions, labels its argmax.
+    - argmax10: the original study's rule, argmax of all 10 vote columns, every row kept.
+
+    ``soft`` replaces majority mode's one-hot targets by the faces' vote distributions.
+    """
+    if mode == "majority":
+        labels = majority_labels(votes)
+        keep = labels >= 0
+        classes = FERPLUS_CLASSES
+        targets = vote_distribution(votes)[keep] if soft else np.eye(len(classes), dtype=np.float32)[labels[keep]]
+    elif mode == "probability":
+        cleaned = np.where(votes > 1, votes, 0)
+        emotion_votes = cleaned[:, : len(FERPLUS_CLASSES)].sum(axis=1)
+        keep = emotion_votes > 0.5 * cleaned.sum(axis=1)
+        classes = FERPLUS_CLASSES
+        targets = vote_distribution(votes)[keep]
+        labels = np.where(keep, vote_distribution(votes).argmax(axis=1), -1)
+    elif mode == "argmax10":
+        labels = votes.argmax(axis=1)
+        keep = np.ones(len(votes), dtype=bool)
+        classes = VOTE_COLUMNS
+        targets = np.eye(len(classes), dtype=np.float32)[labels]
+    else:
+        raise ValueError(f"label mode {mode!r} is not one of {', '.join(LABEL_MODES)}")
+    kept_rows = rows[keep]
+    return FaceSplit(images[kept_rows], labels[keep].astype(np.int64), targets.astype(np.float32), kept_rows, classes)
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where the downloaded files are."""
+
+    fer2013: Path
+    fer2013new: Path
+    ferplus: Path | None = None
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> DataPaths:
+        folder = Path(folder)
+        fer = folder / "fer2013.csv"
+        if not fer.is_file():
+            fer = folder / "fer2013.csv.gz"
+        ferplus = folder / "ferplus"
+        return cls(fer, folder / "fer2013new.csv", ferplus if ferplus.is_dir() else None)
+
+
+def load_splits(paths: DataPaths, train_mode: str = "majority", votes_source: str = "label_csv",
+                soft_targets: bool = False) -> dict[str, FaceSplit]:
+    """Train, valid and test splits.
+
+    ``votes_source`` "label_csv" reads the FERPlus label.csv files (the official protocol);
+    "fer2013new" reads the newer votes. Valid and test are always in majority mode (the protocol);
+    train uses ``train_mode`` (with vote-distribution targets when ``soft_targets``).
+    """
+    images, _, _ = read_fer2013(paths.fer2013)
+    if votes_source == "label_csv":
+        if paths.ferplus is None:
+            raise FileNotFoundError("the official protocol needs the FERPlus label.csv folder (ferplus/)")
+        per_usage = read_ferplus_labels(paths.ferplus, paths.fer2013new)
+    elif votes_source == "fer2013new":
+        votes, usages, _ = read_fer2013new(paths.fer2013new)
+        per_usage = {u: (np.flatnonzero(usages == u), votes[usages == u]) for u in USAGES}
+    else:
+        raise ValueError(f"votes source {votes_source!r} is neither label_csv nor fer2013new")
+    splits = {
+        "train": make_split(images, *per_usage["Training"], train_mode, soft_targets),
+        "valid": make_split(images, *per_usage["PublicTest"], "majority"),
+        "test": make_split(images, *per_usage["PrivateTest"], "majority"),
+    }
+    log.info("FER+ splits: %s", {k: len(v) for k, v in splits.items()})
+    return splits

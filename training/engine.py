@@ -1,0 +1,153 @@
+"""One epoch of training, evaluation and the official-protocol metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fermonitor.core.preprocess import normalise_faces
+from training.data import FaceSplit
+
+
+def autocast_for(device: torch.device, enabled: bool):
+    """bf16 autocast on CPU, fp16 AMP on CUDA, nothing when disabled."""
+    if not enabled:
+        return nullcontext()
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def batches(n: int, batch_size: int, generator: np.random.Generator | None) -> Iterator[np.ndarray]:
+    """Index batches over ``n`` items, shuffled when a generator is given; the last may be short."""
+    order = generator.permutation(n) if generator is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def to_input(faces: np.ndarray, mean: float, std: float, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(normalise_faces(faces, mean, std)).to(device)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def augment(x: torch.Tensor, ops: set[str], generator: torch.Generator) -> torch.Tensor:
+    """Online augmentation of a normalised batch (N, 1, H, W), all samples in one affine warp.
+
+    ops: "flip" (horizontal, p=0.5), "rotate" (+-10 degrees), "crop" (shift +-4 px and scale
+    0.9-1.1, a random-resized-crop for small faces), "erase" (one random rectangle, p=0.5).
+    """
+    n, _, h, w = x.shape
+    cpu = dict(generator=generator)
+    angle = (torch.rand(n, **cpu) * 2 - 1) * math.radians(10) if "rotate" in ops else torch.zeros(n)
+    scale = 0.9 + torch.rand(n, **cpu) * 0.2 if "crop" in ops else torch.ones(n)
+    shift = (torch.rand(n, 2, **cpu) * 2 - 1) * (8.0 / w) if "crop" in ops else torch.zeros(n, 2)
+    flip = torch.where(torch.rand(n, **cpu) < 0.5, -1.0, 1.0) if "flip" in ops else torch.ones(n)
+    if ops & {"rotate", "crop", "flip"}:
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
+                             torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1).to(x.device, x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if "erase" in ops:
+        x = x.clone()
+        for i in torch.nonzero(torch.rand(n, **cpu) < 0.5).flatten().tolist():
+            eh, ew = (int(v) for v in torch.randint(8, h // 2, (2,), **cpu))
+            y0 = int(torch.randint(0, h - eh, (1,), **cpu))
+            x0 = int(torch.randint(0, w - ew, (1,), **cpu))
+            x[i, :, y0 : y0 + eh, x0 : x0 + ew] = 0.0
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    split: FaceSplit,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    args,
+    device: torch.device,
+    epoch: int,
+    progress=None,
+) -> dict[str, float]:
+    """Train one pass over ``split``; returns mean loss and training accuracy."""
+    model.train()
+    rng = np.random.default_rng(args.seed * 1000 + epoch)
+    aug_gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+    ops = set(args.augment)
+    total_loss, correct, seen = 0.0, 0, 0
+    for index in batches(len(split), args.batch_size, rng):
+        x = to_input(split.images[index], args.mean, args.std, device)
+        if ops:
+            x = augment(x, ops, aug_gen)
+        target = torch.from_numpy(split.targets[index]).to(device)
+        with autocast_for(device, args.amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), target, label_smoothing=args.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.clip_grad_norm:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad_norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total_loss += loss.item() * len(index)
+        correct += int((logits.argmax(1).cpu() == torch.from_numpy(split.labels[index])).sum())
+        seen += len(index)
+        if progress is not None:
+            progress.update(len(index))
+            progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: np.ndarray, mean: float, std: float, device: torch.device,
+                   amp: bool, batch_size: int = 256, tta_flip: bool = False) -> np.ndarray:
+    """Logits for uint8 faces (N, H, W), in order; optionally averaged with the mirrored face."""
+    model.eval()
+    out = []
+    for index in batches(len(images), batch_size, None):
+        x = to_input(images[index], mean, std, device)
+        with autocast_for(device, amp):
+            logits = model(x).float()
+            if tta_flip:
+                logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
+        out.append(logits.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def classification_metrics(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict:
+    """Accuracy, macro-F1, per-class recall and the confusion matrix (rows: true, columns: predicted)."""
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    true_per_class = confusion.sum(axis=1)
+    predicted_per_class = confusion.sum(axis=0)
+    hits = np.diag(confusion)
+    recall = np.divide(hits, true_per_class, out=np.zeros(num_classes), where=true_per_class > 0)
+    precision = np.divide(hits, predicted_per_class, out=np.zeros(num_classes), where=predicted_per_class > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(num_classes), where=(precision + recall) > 0)
+    present = true_per_class > 0
+    return {
+        "accuracy": float(hits.sum() / max(confusion.sum(), 1)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "recall": recall.tolist(),
+        "confusion": confusion.tolist(),
+    }
+
+
+def evaluate(model: nn.Module, split: FaceSplit, args, device: torch.device, tta_flip: bool = False) -> dict:
+    """Official-protocol metrics of ``model`` on a majority-mode split (8 emotions).
+
+    A model with extra outputs (the original study's unknown and NF) is scored on its first 8.
+    """
+    logits = predict_logits(model, split.images, args.mean, args.std, device, args.amp, tta_flip=tta_flip)
+    num_classes = len(split.classes)
+    predicted = logits[:, :num_classes].argmax(axis=1)
+    metrics = classification_metrics(split.labels, predicted, num_classes)
+    log_probs = torch.log_softmax(torch.from_numpy(logits), dim=1)[:, :num_classes]
+    metrics["loss"] = float(-log_probs[torch.arange(len(split)), torch.from_numpy(split.labels)].mean())
+    return metrics

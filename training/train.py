@@ -1,0 +1,189 @@
+"""Train one model on FER+ (shape of torchvision's references/classification/train.py)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fermonitor.core.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from fermonitor.core.device import pick_device, reduced_precision_default
+from fermonitor.core.models import build_model, list_models
+from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits
+from training.engine import evaluate, train_one_epoch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "valid_macro_f1", "seconds"]
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train an expression model on FER+", add_help=add_help)
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder with fer2013.csv(.gz), fer2013new.csv and ferplus/")
+    p.add_argument("--votes", default="label_csv", choices=["label_csv", "fer2013new"],
+                   help="label_csv: the FERPlus label files (official protocol)")
+    p.add_argument("--arch", default="vgg19", choices=list_models())
+    p.add_argument("--label-mode", default="majority", choices=LABEL_MODES, help="training labels")
+    p.add_argument("--soft-targets", action="store_true",
+                   help="majority mode: train on each face's vote distribution instead of one-hot")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=64, help="images per step")
+    p.add_argument("--opt", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 on all weights")
+    p.add_argument("--sched", default="onecycle", choices=["onecycle", "cosine", "none"],
+                   help="per-step schedule; onecycle warms up for 15%% of the steps")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="share of target mass spread evenly")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier")
+    p.add_argument("--augment", default="", type=lambda s: [a for a in s.split(",") if a],
+                   help="online: comma list of flip,rotate,crop,erase")
+    p.add_argument("--offline-triple", action="store_true",
+                   help="the original study's flip + rotate copies of the training split (3x images)")
+    p.add_argument("--train-fraction", type=float, default=1.0, help="share of the training split used")
+    p.add_argument("--clip-grad-norm", type=float, default=0.0, help="0 disables clipping")
+    p.add_argument("--mean", type=float, default=0.5, help="input normalisation, pixel/255 units")
+    p.add_argument("--std", type=float, default=0.25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
+                   help="bf16 (CPU) / fp16 (CUDA) autocast; auto: CUDA, or a CPU with native bf16")
+    p.add_argument("--output-dir", type=Path, default=Path("runs/vgg19"))
+    p.add_argument("--resume", action="store_true", help="continue from output-dir/last.pth")
+    p.add_argument("--test-only", action="store_true", help="evaluate output-dir/best.pt on the test split")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def offline_triple(split: FaceSplit) -> FaceSplit:
+    """The original study's augmentation: each face, its mirror and a copy rotated by 10 degrees."""
+    centre = (split.images.shape[2] / 2, split.images.shape[1] / 2)
+    matrix = cv2.getRotationMatrix2D(centre, 10.0, 1.0)
+    rotated = np.stack([cv2.warpAffine(img, matrix, img.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
+                        for img in split.images])
+    return FaceSplit(
+        np.concatenate([split.images, split.images[:, :, ::-1], rotated]),
+        np.tile(split.labels, 3), np.tile(split.targets, (3, 1)), np.tile(split.rows, 3), split.classes,
+    )
+
+
+def make_optimizer(model: torch.nn.Module, args) -> torch.optim.Optimizer:
+    if args.opt == "adam":
+        return torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                           nesterov=args.nesterov and args.momentum > 0, weight_decay=args.weight_decay)
+
+
+def make_scheduler(optimizer, args, steps_per_epoch: int):
+    total = args.epochs * steps_per_epoch
+    if args.sched == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.15)
+    if args.sched == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return None
+
+
+def prepare_data(args) -> dict[str, FaceSplit]:
+    splits = load_splits(DataPaths.in_folder(args.data_dir), args.label_mode, args.votes, args.soft_targets)
+    train = splits["train"]
+    if args.train_fraction < 1.0:
+        keep = np.random.default_rng(args.seed).permutation(len(train))[: int(len(train) * args.train_fraction)]
+        train = train.subset(np.sort(keep))
+    if args.offline_triple:
+        train = offline_triple(train)
+    splits["train"] = train
+    return splits
+
+
+def meta_for(args, classes, metrics) -> ModelMeta:
+    return ModelMeta(arch=args.arch, classes=tuple(classes), input_size=48, mean=args.mean, std=args.std,
+                     metrics=metrics, train_args=args_dict(args))
+
+
+def args_dict(args) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def main(args) -> dict:
+    """Train (or with --test-only evaluate) and return the final metrics."""
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    args.amp = args.amp == "on" or (args.amp == "auto" and reduced_precision_default(device))
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    splits = prepare_data(args)
+    train, valid, test = splits["train"], splits["valid"], splits["test"]
+    log.info("train %d, valid %d, test %d faces; device %s", len(train), len(valid), len(test), device)
+
+    if args.test_only:
+        model, _ = load_checkpoint(args.output_dir / "best.pt")
+        return evaluate(model.to(device), test, args, device)
+
+    model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, args)
+    steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
+    scheduler = make_scheduler(optimizer, args, steps_per_epoch)
+    start_epoch, best_acc = 0, -1.0
+    last_path = args.output_dir / "last.pth"
+    if args.resume and last_path.is_file():
+        state = torch.load(last_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_acc = int(state["epoch"]) + 1, float(state["best_valid_acc"])
+        log.info("resumed from %s at epoch %d", last_path, start_epoch)
+    (args.output_dir / "args.json").write_text(json.dumps(args_dict(args), indent=2) + "\n")
+    summary_path = args.output_dir / "summary.csv"
+    if start_epoch == 0:
+        with open(summary_path, "w", newline="") as f:
+            csv.writer(f).writerow(SUMMARY_FIELDS)
+
+    for epoch in range(start_epoch, args.epochs):
+        started = time.perf_counter()
+        progress = None
+        if args.progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{args.epochs}", unit="img", leave=False)
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress)
+        if progress is not None:
+            progress.close()
+        valid_metrics = evaluate(model, valid, args, device)
+        seconds = time.perf_counter() - started
+        row = {"epoch": epoch + 1, "lr": lr, **stats, "valid_loss": valid_metrics["loss"],
+               "valid_acc": valid_metrics["accuracy"], "valid_macro_f1": valid_metrics["macro_f1"], "seconds": seconds}
+        with open(summary_path, "a", newline="") as f:
+            csv.writer(f).writerow([f"{row[k]:.5g}" if isinstance(row[k], float) else row[k] for k in SUMMARY_FIELDS])
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+        if valid_metrics["accuracy"] > best_acc:
+            best_acc = valid_metrics["accuracy"]
+            metrics = {"epoch": epoch + 1, "valid_accuracy": best_acc, "valid_macro_f1": valid_metrics["macro_f1"]}
+            save_checkpoint(args.output_dir / "best.pt", model, meta_for(args, train.classes, metrics), half=False)
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                 "epoch": epoch, "best_valid_acc": best_acc}
+        torch.save(state, last_path.with_suffix(".tmp"))
+        last_path.with_suffix(".tmp").replace(last_path)
+
+    best, meta = load_checkpoint(args.output_dir / "best.pt")
+    test_metrics = evaluate(best.to(device), test, args, device)
+    log.info("best epoch %s: valid %.4f, test %.4f", meta.metrics.get("epoch"), best_acc, test_metrics["accuracy"])
+    (args.output_dir / "test_metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
+    return test_metrics
