@@ -1,0 +1,68 @@
+# One-command set-up: `make run` starts the app, `make test` runs every check.
+# Both create .venv on first use; stamp files inside it make later runs skip the install
+# until pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# The torch release that lies on this project's Linux x86_64 / Python 3.11 machines; elsewhere
+# pip resolves torch from pyproject.toml's dependencies.
+TORCH_PIN := torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench xvfb clean-venv
+
+run: $(RUN_STAMP)
+	$(BIN)/fermonitor
+
+test: $(DEV_STAMP) xvfb
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+
+bench: $(DEV_STAMP)
+	nice -n 19 $(BIN)/python benchmarks/bench_classifier.py
+	nice -n 19 $(BIN)/python benchmarks/precision_agreement.py
+	nice -n 19 $(BIN)/python benchmarks/gallery_eval.py
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("fermonitor needs Python >= 3.10, $(PYTHON) is " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+# Torch first, pinned where its wheels are on local disk, so the project install finds it satisfied.
+$(VENV)/.installed-torch: $(BIN)/python
+	@if [ "$$(uname -s)" = Linux ] && [ "$$(uname -m)" = x86_64 ] && \
+	    $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+	    echo "installing $(TORCH_PIN)"; \
+	    $(BIN)/pip install $(TORCH_PIN); \
+	fi
+	touch $@
+
+$(RUN_STAMP): pyproject.toml $(VENV)/.installed-torch
+	$(BIN)/pip install -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml $(VENV)/.installed-torch
+	$(BIN)/pip install -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+# The screen-capture tests need a real X server. Install Xvfb when it is missing and we may.
+xvfb:
+	@if command -v Xvfb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y xvfb; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y xvfb; \
+	else \
+	    echo "Xvfb is not installed and cannot be installed without root: the xvfb-marked tests will skip"; \
+	fi
+
+clean-venv:
+	rm -rf $(VENV)
