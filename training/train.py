@@ -23,6 +23,8 @@ from training.engine import evaluate, train_one_epoch
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Seed of the fixed valid/test subset behind --eval-fraction, independent of --seed.
+EVAL_SUBSET_SEED = 20160101
 SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "valid_macro_f1", "seconds"]
 
 
@@ -52,6 +54,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--offline-triple", action="store_true",
                    help="the original study's flip + rotate copies of the training split (3x images)")
     p.add_argument("--train-fraction", type=float, default=1.0, help="share of the training split used")
+    p.add_argument("--eval-fraction", type=float, default=1.0,
+                   help="share of valid and test scored; a fixed subset, the same for every run and seed")
     p.add_argument("--clip-grad-norm", type=float, default=0.0, help="0 disables clipping")
     p.add_argument("--mean", type=float, default=0.5, help="input normalisation, pixel/255 units")
     p.add_argument("--std", type=float, default=0.25)
@@ -104,6 +108,13 @@ def prepare_data(args) -> dict[str, FaceSplit]:
     if args.offline_triple:
         train = offline_triple(train)
     splits["train"] = train
+    if not 0.0 < args.eval_fraction <= 1.0:
+        raise ValueError(f"--eval-fraction {args.eval_fraction} is not in (0, 1]")
+    if args.eval_fraction < 1.0:
+        for name in ("valid", "test"):
+            split = splits[name]
+            order = np.random.default_rng(EVAL_SUBSET_SEED).permutation(len(split))
+            splits[name] = split.subset(np.sort(order[: max(1, int(len(split) * args.eval_fraction))]))
     return splits
 
 

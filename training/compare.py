@@ -1,0 +1,220 @@
+"""The original study's model comparison on the official FER+ protocol, under a stated budget.
+
+Every run is ``training.train.main`` with arguments parsed by its own parser, so a row of the
+results table can be reproduced with ``python -m training train`` and the arguments shown.
+Checkpoints stay in a work folder outside the repository; the table, curves, confusion matrices,
+summary CSVs and test metrics go to ``--output-dir`` (training/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
+from training import train
+
+log = logging.getLogger(__name__)
+
+# The original study's training recipe: torchvision models, 10 outputs (argmax of all vote
+# columns), SGD with momentum 0.5, batch 32, constant learning rate, no weight decay, no augmentation.
+SEED_RECIPE = ["--label-mode", "argmax10", "--opt", "sgd", "--momentum", "0.5", "--batch-size", "32",
+               "--sched", "none", "--weight-decay", "0", "--amp", "off"]
+# Our recipe for the 48x48 batch-norm models: the shipping run's (see training/README.md).
+ADAPTED_RECIPE = ["--label-mode", "majority", "--soft-targets", "--opt", "sgd", "--lr", "0.05", "--momentum", "0.9",
+                  "--nesterov", "--weight-decay", "5e-4", "--sched", "onecycle", "--batch-size", "64",
+                  "--augment", "flip,crop", "--amp", "off"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the comparison: a name, what it tests, the original study's figure and its arguments."""
+
+    name: str
+    description: str
+    original_percent: float | None
+    arguments: tuple[str, ...]
+
+
+def _seed(arch: str, *extra: str, lr: str = "0.01") -> tuple[str, ...]:
+    return ("--arch", arch, *SEED_RECIPE, "--lr", lr, *extra)
+
+
+# In priority order: the study's own rows first, our adapted models after them.
+GRID: tuple[Run, ...] = (
+    Run("seed_vgg19", "VGG19, SGD lr 0.01", 76.3, _seed("seed_vgg19")),
+    Run("seed_vgg16", "VGG16, SGD lr 0.01", 75.0, _seed("seed_vgg16")),
+    Run("seed_resnet34", "ResNet34, SGD lr 0.01", 69.5, _seed("seed_resnet34")),
+    Run("seed_resnet50", "ResNet50, SGD lr 0.01", 66.6, _seed("seed_resnet50")),
+    Run("seed_vgg19_adam_lr0.01", "VGG19, Adam lr 0.01", 37.3,
+        ("--arch", "seed_vgg19", *SEED_RECIPE, "--opt", "adam", "--lr", "0.01")),
+    Run("seed_vgg16_sgd_lr0.001", "VGG16, SGD lr 0.001", 65.6, _seed("seed_vgg16", lr="0.001")),
+    Run("seed_vgg19_sgd_lr0.001", "VGG19, SGD lr 0.001", 69.2, _seed("seed_vgg19", lr="0.001")),
+    Run("seed_vgg19_sgd_lr0.1", "VGG19, SGD lr 0.1", 37.3, _seed("seed_vgg19", lr="0.1")),
+    Run("seed_vgg19_dropout0.5", "VGG19, SGD lr 0.01, dropout 0.5", 74.6, _seed("seed_vgg19", "--dropout", "0.5")),
+    Run("seed_vgg16_offline_triple", "VGG16, SGD lr 0.01, flip/rotate-tripled training data", 73.9,
+        _seed("seed_vgg16", "--offline-triple")),
+    Run("vgg19", "ours: VGG19-BN 48x48, soft targets, flip+crop", None, ("--arch", "vgg19", *ADAPTED_RECIPE)),
+    Run("vgg16", "ours: VGG16-BN 48x48, soft targets, flip+crop", None, ("--arch", "vgg16", *ADAPTED_RECIPE)),
+    Run("resnet34", "ours: ResNet34 48x48 stem, soft targets, flip+crop", None, ("--arch", "resnet34", *ADAPTED_RECIPE)),
+    Run("resnet50", "ours: ResNet50 48x48 stem, soft targets, flip+crop", None, ("--arch", "resnet50", *ADAPTED_RECIPE)),
+)
+
+RESULT_FILES = ("summary.csv", "test_metrics.json", "args.json")
+
+
+def default_work_dir() -> Path:
+    """Checkpoints of the comparison runs: the user cache folder, never the repository."""
+    return Path(platformdirs.user_cache_dir("fermonitor")) / "compare"
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Run the original study's model comparison on FER+", add_help=add_help)
+    p.add_argument("--budget-epochs", type=int, default=10, help="epochs per run (the original study: 10)")
+    p.add_argument("--train-fraction", type=float, default=1.0, help="share of the training split per run")
+    p.add_argument("--eval-fraction", type=float, default=1.0,
+                   help="share of valid and test scored (a fixed subset shared by every run)")
+    p.add_argument("--only", type=lambda s: [n for n in s.split(",") if n], default=None,
+                   help="comma list of run names (default: the whole grid)")
+    p.add_argument("--output-dir", type=Path, default=Path("training/results"),
+                   help="table, PNGs, summary CSVs and test metrics")
+    p.add_argument("--work-dir", type=Path, default=None, help="checkpoints (default: user cache folder)")
+    p.add_argument("--data-dir", type=Path, default=train.DEFAULT_DATA_DIR)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--list", action="store_true", help="print the grid and exit")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def select_runs(names: list[str] | None) -> list[Run]:
+    """The grid, or the named runs in grid order; an unknown name is an error."""
+    if not names:
+        return list(GRID)
+    known = {run.name for run in GRID}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"--only names unknown runs {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return [run for run in GRID if run.name in names]
+
+
+def run_arguments(run: Run, args, work_dir: Path) -> list[str]:
+    """The ``python -m training train`` arguments of one run under the comparison's budget."""
+    argv = [*run.arguments, "--epochs", str(args.budget_epochs), "--train-fraction", str(args.train_fraction),
+            "--eval-fraction", str(args.eval_fraction), "--data-dir", str(args.data_dir), "--device", args.device,
+            "--threads", str(args.threads), "--seed", str(args.seed), "--output-dir", str(work_dir / run.name)]
+    if not args.progress:
+        argv.append("--no-progress")
+    return argv
+
+
+def is_finished(run_dir: Path, argv: list[str]) -> bool:
+    """A run is done when its test metrics exist and it was trained with the same arguments."""
+    if not (run_dir / "test_metrics.json").is_file() or not (run_dir / "args.json").is_file():
+        return False
+    done = json.loads((run_dir / "args.json").read_text())
+    wanted = train.args_dict(train.get_args_parser().parse_args(argv))
+    keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp"}
+    return all(done.get(k) == wanted[k] for k in keys)
+
+
+def execute(run: Run, args, work_dir: Path) -> None:
+    """Train and test one run (resuming an interrupted one), then copy its small files out."""
+    run_dir = work_dir / run.name
+    argv = run_arguments(run, args, work_dir)
+    if is_finished(run_dir, argv):
+        log.info("%s: already finished in %s", run.name, run_dir)
+    else:
+        if (run_dir / "last.pth").is_file() and (run_dir / "args.json").is_file():
+            argv.append("--resume")
+        log.info("%s: python -m training train %s", run.name, " ".join(argv))
+        started = time.perf_counter()
+        train.main(train.get_args_parser().parse_args(argv))
+        log.info("%s: finished in %.0f s", run.name, time.perf_counter() - started)
+    publish(run, run_dir, args.output_dir / run.name)
+
+
+def publish(run: Run, run_dir: Path, out_dir: Path) -> None:
+    """Copy a finished run's summary, arguments and test metrics and draw its PNGs."""
+    from training.plots import plot_confusion, plot_curves
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:
+        shutil.copyfile(run_dir / name, out_dir / name)
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    plot_curves(out_dir / "summary.csv", out_dir / "curves.png", title=run.name)
+    plot_confusion(metrics["confusion"], FERPLUS_CLASSES, out_dir / "confusion.png",
+                   title=f"{run.name}: test accuracy {100 * metrics['accuracy']:.1f}%")
+
+
+def write_table(runs: list[Run], args) -> Path:
+    """training/results/README.md: the study's figure beside ours for every run published so far."""
+    out = args.output_dir
+    lines = [
+        "# Model comparison on FER+ (official protocol)",
+        "",
+        "Written by `python -m training compare`; the exact command is in training/README.md.",
+        "",
+        f"**Budget of these numbers:** {args.budget_epochs} epoch(s) per run on "
+        f"{100 * args.train_fraction:g}% of the training split (seed {args.seed}); scored on "
+        + ("the full official test set (FER2013Test label.csv, majority rule, 3,137 faces)"
+           if args.eval_fraction >= 1.0 else
+           f"a fixed {100 * args.eval_fraction:g}% subset of the official test set (FER2013Test label.csv, "
+           "majority rule; the same faces for every run)")
+        + ". The original study trained 10 epochs on all of its data.",
+        "",
+        "The original study's figures are on its own split (PublicTest of data it had tripled before "
+        "splitting, argmax-of-10 labels), so they are the reference point, not a like-for-like number. "
+        "Models with the `seed_` prefix are built and trained as the study did (torchvision, no batch "
+        "norm, 10 outputs; scored here on their 8 emotion outputs); the others are our 48x48 models.",
+        "",
+        "| run | what | original study | ours: test accuracy | ours: macro-F1 | faces scored | epochs | share of training data |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in runs:
+        metrics_path = out / run.name / "test_metrics.json"
+        if not metrics_path.is_file():
+            continue
+        metrics = json.loads(metrics_path.read_text())
+        run_args = json.loads((out / run.name / "args.json").read_text())
+        scored = int(sum(sum(r) for r in metrics["confusion"]))
+        original = f"{run.original_percent:.1f}%" if run.original_percent is not None else "n/a"
+        lines.append(
+            f"| [{run.name}]({run.name}/) | {run.description} | {original} | {100 * metrics['accuracy']:.1f}% | "
+            f"{100 * metrics['macro_f1']:.1f}% | {scored:,} | {run_args['epochs']} | "
+            f"{100 * run_args['train_fraction']:g}% |")
+    missing = [run.name for run in runs if not (out / run.name / "test_metrics.json").is_file()]
+    if missing:
+        lines += ["", f"Not run yet at this budget: {', '.join(missing)}."]
+    lines += ["", "Each run's folder holds curves.png (loss and accuracy per epoch), confusion.png (test set), "
+              "summary.csv, args.json and test_metrics.json.", ""]
+    path = out / "README.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main(args) -> list[str]:
+    """Run the selected grid, skipping finished runs; returns the names of the runs published."""
+    runs = select_runs(args.only)
+    if args.list:
+        for run in runs:
+            log.info("%s: python -m training train %s", run.name, " ".join(run.arguments))
+        return []
+    work_dir = args.work_dir or default_work_dir()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for run in runs:
+        execute(run, args, work_dir)
+        done.append(run.name)
+        write_table(list(GRID), args)
+    log.info("comparison table: %s", args.output_dir / "README.md")
+    return done
