@@ -5,12 +5,13 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from fermonitor.core.models import build_model
+# torch is imported inside the functions that need it: ModelMeta and CheckpointError are shared
+# with the onnxruntime backend, which runs in the standalone executable without torch.
 
 CHECKPOINT_FORMAT = "fermonitor-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -44,6 +45,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: ModelMeta, half: b
     Only plain containers, numbers, strings and tensors are stored, so the file loads with
     ``torch.load(weights_only=True)``.
     """
+    import torch
+
     state = {
         key: (value.half() if half and value.is_floating_point() else value).detach().cpu().contiguous()
         for key, value in model.state_dict().items()
@@ -76,14 +79,22 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
         When the file is missing, not a torch file, holds pickled objects, or its weights do not
         fit its declared architecture.
     """
+    import torch
+
+    from fermonitor.core.models import build_model
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model file {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise CheckpointError(f"model file {path} holds pickled objects and was rejected ({first_line})") from exc
+        # torch raises UnpicklingError both for a forbidden global (a pickled object) and for bytes
+        # that are no pickle at all; its useful part is the line after "WeightsUnpickler error:".
+        detail = _unpickler_detail(str(exc))
+        if "Unsupported global" in detail:
+            raise CheckpointError(f"model file {path} holds pickled objects and was rejected ({detail})") from exc
+        raise CheckpointError(f"model file {path} is not a readable checkpoint ({detail})") from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"model file {path} is not a readable checkpoint ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
@@ -113,6 +124,16 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
         summary = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"model file {path}: weights do not match architecture {meta.arch!r} ({summary})") from exc
     return model.eval(), meta
+
+
+def _unpickler_detail(message: str) -> str:
+    """The first meaningful sentence of torch's weights-only error, without its generic preamble."""
+    _, marker, rest = message.partition("WeightsUnpickler error:")
+    text = rest if marker else message
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "unreadable content"
+    return lines[0].split(" was not an allowed global")[0]
 
 
 def _plain(value: Any) -> Any:
