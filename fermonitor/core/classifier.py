@@ -1,24 +1,50 @@
-"""Expression classifier: a checkpoint, a device and one batched forward pass per analysis step."""
+"""Expression classifier: a checkpoint, a device and one batched forward pass per analysis step.
+
+Two backends give the same probabilities: torch (training, GPUs, running from source) and
+onnxruntime (the standalone executable, which carries no torch). torch is imported only when the
+torch backend is used, so this module imports on a machine without it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
-from fermonitor.core.checkpoint import CheckpointError, ModelMeta, load_checkpoint
-from fermonitor.core.device import pick_device, reduced_precision_default
+from fermonitor.core.checkpoint import CheckpointError, ModelMeta
 from fermonitor.core.preprocess import normalise_faces
 from fermonitor.core.resources import default_model_path
 
+if TYPE_CHECKING:
+    import torch
+
+    from fermonitor.core.onnx_backend import OnnxClassifier
+
 log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnx")
 
 MODEL_HELP = (
     "train one with `python -m training train` (training/README.md) or reinstall fermonitor, "
     "whose resources/models/ carries the shipped model"
 )
+
+
+class Classifier(Protocol):
+    """What the pipeline needs from either backend."""
+
+    meta: ModelMeta
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    def predict(self, faces: np.ndarray) -> np.ndarray: ...
 
 
 class ExpressionClassifier:
@@ -39,6 +65,10 @@ class ExpressionClassifier:
 
     def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: torch.device,
                  reduced_precision: bool | None = None) -> None:
+        import torch
+
+        from fermonitor.core.device import reduced_precision_default
+
         self.meta = meta
         self.device = device
         self.reduced_precision = reduced_precision_default(device) if reduced_precision is None else reduced_precision
@@ -54,7 +84,6 @@ class ExpressionClassifier:
     def input_size(self) -> int:
         return self.meta.input_size
 
-    @torch.inference_mode()
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of faces.
 
@@ -74,39 +103,102 @@ class ExpressionClassifier:
             raise ValueError(f"faces must be uint8 (N, {size}, {size}), got {faces.dtype} {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        x = torch.from_numpy(normalise_faces(faces, self.meta.mean, self.meta.std)).to(self.device)
-        if self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.reduced_precision:
-            dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-            with torch.autocast(self.device.type, dtype=dtype):
+        return self._forward(faces)
+
+    def _forward(self, faces: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(normalise_faces(faces, self.meta.mean, self.meta.std)).to(self.device)
+            if self.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.reduced_precision:
+                dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+                with torch.autocast(self.device.type, dtype=dtype):
+                    logits = self.model(x)
+            else:
                 logits = self.model(x)
+            return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float32)
+
+
+def torch_available() -> bool:
+    """Whether torch can be imported here (it is absent from the standalone executable)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_backend(backend: str, path: Path | None) -> str:
+    """The backend that runs ``path``: forced, else by file type, else torch where importable.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name, or one that cannot run here or cannot read ``path``.
+    """
+    from fermonitor.core.onnx_backend import onnxruntime_available
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        if path is not None:
+            backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
+        elif torch_available() and (default_model_path("torch").is_file() or not onnxruntime_available()):
+            backend = "torch"
+        elif onnxruntime_available():
+            # No torch, or torch without the shipped checkpoint: the ONNX export runs instead.
+            backend = "onnx"
         else:
-            logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float32)
+            raise ValueError("neither torch nor onnxruntime is installed: pip install onnxruntime")
+    if backend == "torch" and not torch_available():
+        raise ValueError("backend 'torch' was asked for but torch is not installed (the standalone executable runs 'onnx')")
+    if backend == "onnx" and not onnxruntime_available():
+        raise ValueError("backend 'onnx' was asked for but onnxruntime is not installed: pip install onnxruntime")
+    if path is not None and backend == "torch" and path.suffix.lower() == ".onnx":
+        raise ValueError(f"model file {path} is an ONNX export; the torch backend reads .pt checkpoints")
+    if path is not None and backend == "onnx" and path.suffix.lower() == ".pt":
+        raise ValueError(f"model file {path} is a torch checkpoint; the onnx backend reads its .onnx export")
+    return backend
 
 
 def load_classifier(path: str | Path | None = None, device: str = "auto",
-                    reduced_precision: bool | None = None) -> ExpressionClassifier:
+                    reduced_precision: bool | None = None,
+                    backend: str = "auto") -> ExpressionClassifier | OnnxClassifier:
     """Load an expression classifier.
 
     Parameters
     ----------
     path
-        A fermonitor checkpoint; ``None`` takes the shipped model in resources/models/.
+        A fermonitor checkpoint (.pt) or its ONNX export (.onnx); ``None`` takes the shipped model
+        in resources/models/ for the chosen backend.
     device
-        "auto" (CUDA, MPS, else CPU), or a torch device name such as "cpu" or "cuda:0".
+        "auto" (CUDA, MPS, else CPU), or a device name such as "cpu" or "cuda:0" (the onnx
+        backend runs on cpu or cuda).
     reduced_precision
-        See :class:`ExpressionClassifier`.
+        See :class:`ExpressionClassifier`; the onnx backend always runs fp32.
+    backend
+        "auto" (the file type decides; for the shipped model torch where importable, else
+        onnxruntime), "torch" or "onnx".
 
     Raises
     ------
     CheckpointError
         When the model file is missing, corrupt, pickled or does not match its architecture.
+    ValueError
+        For a backend or device that cannot run here.
     """
-    model_path = default_model_path() if path is None else Path(path)
+    chosen = resolve_backend(backend, None if path is None else Path(path))
+    model_path = default_model_path(chosen) if path is None else Path(path)
     if path is None and not model_path.is_file():
         raise CheckpointError(f"no expression model is installed at {model_path}: {MODEL_HELP}")
+    if chosen == "onnx":
+        from fermonitor.core.onnx_backend import OnnxClassifier
+
+        return OnnxClassifier(model_path, device)
+    from fermonitor.core.checkpoint import load_checkpoint
+    from fermonitor.core.device import pick_device
+
     model, meta = load_checkpoint(model_path)
     torch_device = pick_device(device)
     log.info("loaded %s (%s) on %s", model_path, meta.arch, torch_device)

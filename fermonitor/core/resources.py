@@ -16,9 +16,14 @@ def resources_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "resources"
 
 
-def default_model_path() -> Path:
-    """The shipped expression model."""
-    return resources_dir() / "models" / "fermonitor_vgg19.pt"
+MODEL_SUFFIXES = {"torch": ".pt", "onnx": ".onnx"}
+
+
+def default_model_path(backend: str = "torch") -> Path:
+    """The shipped expression model: the checkpoint for torch, its ONNX export for onnxruntime."""
+    if backend not in MODEL_SUFFIXES:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(MODEL_SUFFIXES)}")
+    return resources_dir() / "models" / f"fermonitor_vgg19{MODEL_SUFFIXES[backend]}"
 
 
 def cascade_path(name: str = "haarcascade_frontalface_default.xml") -> Path:

@@ -1,0 +1,197 @@
+"""Expression classifier on onnxruntime: the torch-free path the standalone executable runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fermonitor.core.checkpoint import CheckpointError, ModelMeta
+from fermonitor.core.preprocess import normalise_faces
+
+log = logging.getLogger(__name__)
+
+# Names fixed by training/export.py: one float32 input (N, 1, S, S), normalised; raw logits out.
+INPUT_NAME = "faces"
+OUTPUT_NAME = "logits"
+# metadata_props keys written by the export; classes is a JSON list, metrics a JSON object.
+META_CLASSES = "classes"
+META_MEAN = "mean"
+META_STD = "std"
+META_INPUT_SIZE = "input_size"
+META_ARCH = "arch"
+META_CROP_MARGIN = "crop_margin"
+META_METRICS = "metrics"
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def onnxruntime_available() -> bool:
+    """Whether onnxruntime can be imported here."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pick_providers(device: str, available: list[str]) -> list[str]:
+    """onnxruntime execution providers for a device name.
+
+    Parameters
+    ----------
+    device
+        "auto" (CUDA when onnxruntime has its CUDA provider, else the CPU), "cpu", "cuda" or
+        "cuda:N".
+    available
+        ``onnxruntime.get_available_providers()``.
+
+    Raises
+    ------
+    ValueError
+        For a device onnxruntime cannot run on here.
+    """
+    if device == "auto":
+        return [CUDA_PROVIDER, CPU_PROVIDER] if CUDA_PROVIDER in available else [CPU_PROVIDER]
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    if device == "cuda" or device.startswith("cuda:"):
+        if CUDA_PROVIDER not in available:
+            raise ValueError(
+                f"device {device!r} was asked for but this onnxruntime has no CUDA provider "
+                f"(available: {', '.join(available)})"
+            )
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    raise ValueError(f"device {device!r} is not supported by the onnx backend: use auto, cpu or cuda")
+
+
+def meta_from_onnx(path: Path, props: dict[str, str]) -> ModelMeta:
+    """Read the model description that training/export.py stores in the ONNX metadata_props.
+
+    Raises
+    ------
+    CheckpointError
+        When a key is missing or holds a wrong value.
+    """
+    try:
+        raw_classes = props[META_CLASSES]
+        classes = json.loads(raw_classes) if raw_classes.lstrip().startswith("[") else raw_classes.split(",")
+        if not classes or not all(isinstance(c, str) and c.strip() for c in classes):
+            raise ValueError(f"classes {raw_classes!r} is not a list of names")
+        metrics = json.loads(props[META_METRICS]) if META_METRICS in props else {}
+        return ModelMeta(
+            arch=props.get(META_ARCH, "unknown"),
+            classes=tuple(c.strip() for c in classes),
+            input_size=int(props[META_INPUT_SIZE]),
+            mean=float(props[META_MEAN]),
+            std=float(props[META_STD]),
+            crop_margin=float(props.get(META_CROP_MARGIN, 0.0)),
+            metrics=metrics if isinstance(metrics, dict) else {},
+        )
+    except KeyError as exc:
+        raise CheckpointError(
+            f"model file {path} lacks metadata {exc.args[0]!r}: export it with `python -m training export`"
+        ) from exc
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"model file {path} has wrong metadata ({exc})") from exc
+
+
+class OnnxClassifier:
+    """Runs an exported expression model on batches of grey faces with onnxruntime.
+
+    Parameters
+    ----------
+    path
+        An ONNX file written by training/export.py.
+    device
+        See :func:`pick_providers`.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, not an ONNX model, or lacks the input, output or metadata the
+        export writes.
+    """
+
+    def __init__(self, path: str | Path, device: str = "auto") -> None:
+        import onnxruntime as ort  # imported here so that the torch path never needs it
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"model file {self.path} does not exist")
+        providers = pick_providers(device, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # onnxruntime's own warnings would flood the app log
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"model file {self.path} is not a readable ONNX model ({first_line})") from exc
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+            raise CheckpointError(
+                f"model file {self.path} has inputs {sorted(inputs)} and outputs {sorted(outputs)}, "
+                f"expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}"
+            )
+        self.meta = meta_from_onnx(self.path, dict(self.session.get_modelmeta().custom_metadata_map))
+        batch_dim = inputs[INPUT_NAME].shape[0]
+        # An export with a fixed batch size is run in chunks of that size; a named or None
+        # dimension means any batch size.
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self.providers = tuple(self.session.get_providers())
+        log.info("loaded %s (%s) with onnxruntime on %s", self.path, self.meta.arch, ", ".join(self.providers))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.meta.classes
+
+    @property
+    def input_size(self) -> int:
+        return self.meta.input_size
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities for a batch of faces.
+
+        Parameters
+        ----------
+        faces
+            uint8 array (N, S, S) of grey face crops, S the model's input size (48).
+
+        Returns
+        -------
+        np.ndarray
+            float32 (N, number of classes), rows summing to 1.
+        """
+        faces = np.asarray(faces)
+        size = self.meta.input_size
+        if faces.ndim != 3 or faces.shape[1:] != (size, size) or faces.dtype != np.uint8:
+            raise ValueError(f"faces must be uint8 (N, {size}, {size}), got {faces.dtype} {faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        x = normalise_faces(faces, self.meta.mean, self.meta.std)
+        if self.fixed_batch is None:
+            logits = self._run(x)
+        else:
+            logits = np.concatenate([self._run_padded(x[i:i + self.fixed_batch]) for i in range(0, len(x), self.fixed_batch)])
+        return _softmax(logits)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
+
+    def _run_padded(self, chunk: np.ndarray) -> np.ndarray:
+        assert self.fixed_batch is not None
+        missing = self.fixed_batch - len(chunk)
+        padded = np.concatenate([chunk, np.zeros((missing, *chunk.shape[1:]), dtype=chunk.dtype)]) if missing else chunk
+        return self._run(padded)[:len(chunk)]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, returned as float32 (what torch.softmax gives to 1e-7)."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

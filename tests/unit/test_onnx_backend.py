@@ -1,0 +1,207 @@
+"""The onnxruntime backend: same probabilities as torch on real FER+ faces, backend choice, no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from fermonitor.core import resources  # noqa: E402
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, CheckpointError, ModelMeta, save_checkpoint  # noqa: E402
+from fermonitor.core.classifier import ExpressionClassifier, load_classifier  # noqa: E402
+from fermonitor.core.models import build_model  # noqa: E402
+from fermonitor.core.onnx_backend import INPUT_NAME, OUTPUT_NAME, OnnxClassifier  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO.parent / "shared" / "data"
+FER2013 = DATA_DIR / "fer2013.csv.gz"
+N_FACES = 96
+MAX_ABS_DIFF = 1e-4  # the issue's bound on probabilities, torch fp32 vs onnxruntime
+META = ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES, input_size=48, mean=0.507, std=0.255,
+                 crop_margin=0.1, metrics={"test_accuracy": 0.5})
+
+
+def export_onnx(model: torch.nn.Module, meta: ModelMeta, path: Path) -> None:
+    """Export as training/export.py does: input "faces", output "logits", metadata_props."""
+    size = meta.input_size
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in torch but needs no onnxscript; fine for a test.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model.eval(), (torch.zeros(2, 1, size, size),), str(path), input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    props = {"classes": json.dumps(list(meta.classes)), "mean": repr(meta.mean), "std": repr(meta.std),
+             "input_size": str(size), "arch": meta.arch, "crop_margin": repr(meta.crop_margin),
+             "metrics": json.dumps(meta.metrics)}
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A random VGG19 (non-trivial batch-norm statistics) as a checkpoint and its ONNX export."""
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    model = build_model("vgg19", num_classes=len(FERPLUS_CLASSES)).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    pt_path, onnx_path = folder / "fermonitor_vgg19.pt", folder / "fermonitor_vgg19.onnx"
+    # fp32 weights: the checkpoint and the export then hold the very same numbers.
+    save_checkpoint(pt_path, model, META, half=False)
+    export_onnx(model, META, onnx_path)
+    return pt_path, onnx_path
+
+
+@pytest.fixture(scope="module")
+def fer_faces() -> np.ndarray:
+    if not FER2013.is_file():
+        pytest.skip(f"real FER+ data not found at {FER2013}")
+    from training.data import read_fer2013
+
+    images, _, usage = read_fer2013(FER2013)
+    return np.ascontiguousarray(images[usage == "PrivateTest"][:N_FACES])
+
+
+def test_backends_give_the_same_probabilities_on_fer_faces(model_files: tuple[Path, Path], fer_faces: np.ndarray) -> None:
+    pt_path, onnx_path = model_files
+    with_torch = load_classifier(pt_path, device="cpu", reduced_precision=False, backend="torch")
+    with_onnx = load_classifier(onnx_path, device="cpu", backend="onnx")
+    p_torch, p_onnx = with_torch.predict(fer_faces), with_onnx.predict(fer_faces)
+    assert p_onnx.dtype == np.float32 and p_onnx.shape == (N_FACES, len(FERPLUS_CLASSES))
+    np.testing.assert_allclose(p_onnx.sum(axis=1), 1.0, atol=1e-5)
+    # The random model must not be flat, or any two outputs would agree.
+    assert np.ptp(p_torch, axis=0).max() > 1e-3
+    assert np.abs(p_torch - p_onnx).max() <= MAX_ABS_DIFF
+    # Batch of one and a batch of many agree (the export's batch axis is dynamic).
+    np.testing.assert_allclose(with_onnx.predict(fer_faces[3:4]), p_onnx[3:4], atol=1e-5)
+
+
+def test_onnx_reads_its_description_from_the_metadata(model_files: tuple[Path, Path]) -> None:
+    clf = load_classifier(model_files[1], device="cpu")
+    assert isinstance(clf, OnnxClassifier)
+    assert clf.classes == FERPLUS_CLASSES
+    assert (clf.meta.arch, clf.meta.input_size, clf.meta.mean, clf.meta.std, clf.meta.crop_margin) == (
+        "vgg19", 48, META.mean, META.std, META.crop_margin)
+    assert clf.meta.metrics == {"test_accuracy": 0.5}
+    assert clf.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, 8)
+    with pytest.raises(ValueError, match=r"faces must be uint8 \(N, 48, 48\)"):
+        clf.predict(np.zeros((2, 64, 64), np.uint8))
+
+
+def test_auto_backend_follows_the_file_type(model_files: tuple[Path, Path]) -> None:
+    pt_path, onnx_path = model_files
+    assert isinstance(load_classifier(pt_path, device="cpu"), ExpressionClassifier)
+    assert isinstance(load_classifier(onnx_path, device="cpu"), OnnxClassifier)
+
+
+def test_forced_backend_picks_the_shipped_file_of_its_kind(model_files: tuple[Path, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources, "resources_dir", lambda: model_files[0].parent.parent)
+    (model_files[0].parent.parent / "models").mkdir(exist_ok=True)
+    shipped = model_files[0].parent.parent / "models"
+    for source in model_files:
+        (shipped / source.name).write_bytes(source.read_bytes())
+    assert isinstance(load_classifier(device="cpu", backend="onnx"), OnnxClassifier)
+    assert isinstance(load_classifier(device="cpu", backend="torch"), ExpressionClassifier)
+    # torch is importable here and its checkpoint is shipped: auto takes it.
+    assert isinstance(load_classifier(device="cpu"), ExpressionClassifier)
+    # Without the checkpoint, auto falls back to the ONNX export.
+    (shipped / "fermonitor_vgg19.pt").unlink()
+    assert isinstance(load_classifier(device="cpu"), OnnxClassifier)
+
+
+def test_missing_onnx_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "nowhere.onnx"
+    with pytest.raises(CheckpointError, match=f"model file {missing} does not exist"):
+        load_classifier(missing, backend="onnx")
+    monkeypatch.setattr(resources, "resources_dir", lambda: tmp_path)
+    with pytest.raises(CheckpointError, match=r"no expression model is installed at .*fermonitor_vgg19\.onnx"):
+        load_classifier(backend="onnx")
+
+
+def test_bad_backend_device_and_file_type_are_clear_errors(model_files: tuple[Path, Path], tmp_path: Path) -> None:
+    pt_path, onnx_path = model_files
+    with pytest.raises(ValueError, match="backend 'tensorrt' is not one of auto, torch, onnx"):
+        load_classifier(onnx_path, backend="tensorrt")
+    with pytest.raises(ValueError, match="is an ONNX export; the torch backend reads .pt"):
+        load_classifier(onnx_path, backend="torch")
+    with pytest.raises(ValueError, match="is a torch checkpoint; the onnx backend reads"):
+        load_classifier(pt_path, backend="onnx")
+    with pytest.raises(ValueError, match="device 'mps' is not supported by the onnx backend"):
+        load_classifier(onnx_path, device="mps")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(CheckpointError, match=f"model file {garbage} is not a readable ONNX model"):
+        load_classifier(garbage)
+
+
+def test_missing_metadata_is_a_clear_error(model_files: tuple[Path, Path], tmp_path: Path) -> None:
+    proto = onnx.load(str(model_files[1]))
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != "mean"]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    stripped = tmp_path / "stripped.onnx"
+    onnx.save(proto, str(stripped))
+    with pytest.raises(CheckpointError, match=f"model file {stripped} lacks metadata 'mean'"):
+        load_classifier(stripped)
+
+
+NO_TORCH_SCRIPT = """
+import importlib, importlib.abc, pkgutil, sys
+
+class BlockTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "torchvision"}:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, BlockTorch())
+import numpy as np
+import fermonitor.core
+# models and device are the torch backend's own modules; every other core module must import.
+for info in pkgutil.iter_modules(fermonitor.core.__path__):
+    if info.name not in {"models", "device"}:
+        importlib.import_module("fermonitor.core." + info.name)
+if importlib.util.find_spec("fermonitor.cli") is not None:
+    importlib.import_module("fermonitor.cli")
+from fermonitor.core.classifier import load_classifier
+clf = load_classifier(sys.argv[1], device="cpu")
+assert type(clf).__name__ == "OnnxClassifier", type(clf)
+assert clf.predict(np.full((3, 48, 48), 128, np.uint8)).shape == (3, 8)
+try:
+    load_classifier(sys.argv[1], backend="torch")
+except ValueError as exc:
+    print("torch refused:", exc)
+leaked = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchvision"})
+assert not leaked, leaked
+print("ok without torch")
+"""
+
+
+def test_core_runs_the_onnx_model_without_torch(model_files: tuple[Path, Path]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(NO_TORCH_SCRIPT), str(model_files[1])],
+                          capture_output=True, text=True, env=env, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "torch refused: backend 'torch' was asked for but torch is not installed" in done.stdout
+    assert "ok without torch" in done.stdout
