@@ -1,0 +1,107 @@
+"""Command line: ``fermonitor`` starts the desktop app, ``fermonitor analyze`` runs headless."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fermonitor import __version__
+from fermonitor.logging_setup import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``fermonitor``."""
+    parser = argparse.ArgumentParser(
+        prog="fermonitor",
+        description="Facial-expression timelines of a class, live or from a video. "
+                    "Without a command, the desktop app starts.",
+    )
+    parser.add_argument("--version", action="version", version=f"fermonitor {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr too")
+    parser.add_argument("--source", metavar="SPEC",
+                        help="app: source to start with (webcam:N, screen:N, region:X,Y,W,H, video:PATH)")
+    parser.add_argument("--csv", metavar="PATH", help="app: start a session writing this CSV")
+    parser.add_argument("--exit-after", metavar="SECONDS", type=float,
+                        help="app: stop the session and quit after this many seconds")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    analyze = commands.add_parser("analyze", help="analyse a video file into a session CSV, headless",
+                                  description="Run the analysis over a video file as fast as the machine "
+                                              "allows and write the session CSV and JSON.")
+    analyze.add_argument("video", metavar="VIDEO", help="a video file OpenCV can read")
+    analyze.add_argument("--csv", required=True, metavar="OUT", help="the session CSV to write")
+    analyze.add_argument("--rate", type=float, metavar="HZ", help="analysis steps per second of video (default 2)")
+    analyze.add_argument("--detector", metavar="NAME", help="face detector (default haar)")
+    analyze.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    analyze.add_argument("--model", metavar="PATH", help="a checkpoint (default: the shipped model)")
+    analyze.add_argument("--settings", metavar="PATH",
+                         help="a JSON settings file merged over the defaults (default: the defaults)")
+    analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from fermonitor.core.analyze import analyze_video
+    from fermonitor.core.settings import Settings, read_settings
+
+    settings = read_settings(args.settings) if args.settings else Settings()
+    with tqdm(total=None, unit="s", desc="analysing", disable=args.no_progress, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s video [{elapsed}<{remaining}]"
+              ) as bar:
+
+        def progress(t_seconds: float, duration_s: float) -> None:
+            if duration_s and bar.total != duration_s:
+                bar.total = duration_s
+            bar.n = min(t_seconds, duration_s) if duration_s else t_seconds
+            bar.refresh()
+
+        summary = analyze_video(args.video, args.csv, rate_hz=args.rate, detector=args.detector,
+                                device=args.device, model=args.model, settings=settings, progress=progress)
+    print(f"{summary.rows} rows for {summary.people} people in {summary.steps} steps "
+          f"({summary.video_seconds:.1f} s of video) written to {summary.csv_path}")
+    return 0
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    try:
+        from fermonitor.ui import app
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name.startswith("fermonitor.ui") or exc.name.startswith("PySide6")):
+            raise RuntimeError(f"the desktop app cannot start: module {exc.name} is not installed") from exc
+        raise
+    return int(app.run(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fermonitor`` and ``python -m fermonitor``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log_file = setup_logging(stderr_level=logging.INFO if args.verbose else logging.WARNING)
+    log.info("fermonitor %s starting (%s), log file %s", __version__, args.command or "app", log_file)
+
+    from fermonitor.core.checkpoint import CheckpointError
+    from fermonitor.core.detection import DetectorError
+    from fermonitor.core.session import SessionError
+    from fermonitor.core.settings import SettingsError
+    from fermonitor.core.sources import SourceError
+
+    try:
+        if args.command == "analyze":
+            return _run_analyze(args)
+        if args.csv is not None and Path(args.csv).is_dir():
+            raise SessionError(f"CSV path {args.csv} is a folder")
+        return _run_app(args)
+    except (SourceError, CheckpointError, SessionError, DetectorError, SettingsError, RuntimeError, ValueError) as exc:
+        log.info("%s failed", args.command or "app", exc_info=True)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"fermonitor: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fermonitor: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,134 @@
+"""One analysis step: detect faces, track people, classify every face in one batch, smooth, label."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+
+from fermonitor.core.detection import FaceDetector
+from fermonitor.core.preprocess import FACE_SIZE_PX, preprocess_face
+from fermonitor.core.results import FaceObservation, Frame, FrameResult
+from fermonitor.core.settings import IndicatorSettings, Settings
+from fermonitor.core.tracking import ProbabilitySmoother, Tracker
+
+log = logging.getLogger(__name__)
+
+INDICATORS: tuple[str, ...] = ("positive", "neutral", "negative", "absent")
+
+
+class Classifier(Protocol):
+    """What the pipeline needs from :class:`fermonitor.core.classifier.ExpressionClassifier`."""
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    def predict(self, faces: np.ndarray) -> np.ndarray: ...
+
+
+def check_indicator_mapping(classes: Sequence[str], settings: IndicatorSettings) -> None:
+    """Raise ValueError when the mapping names an expression the model does not have."""
+    for group, names in settings.groups().items():
+        for name in names:
+            if name not in classes:
+                raise ValueError(f"setting indicator.{group} names expression {name!r}, which the model "
+                                 f"does not have (its classes: {', '.join(classes)})")
+
+
+def indicator_for(probabilities: Sequence[float], classes: Sequence[str], settings: IndicatorSettings) -> str:
+    """The group (neutral, positive or negative) with the largest summed probability.
+
+    Ties go to the earlier group in neutral, positive, negative order; expressions in no group
+    count for none.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    best, best_share = "neutral", -1.0
+    for group, names in settings.groups().items():
+        share = float(sum(probabilities[index[n]] for n in names if n in index))
+        if share > best_share + 1e-12:
+            best, best_share = group, share
+    return best
+
+
+class Pipeline:
+    """Turns frames into :class:`FrameResult` objects, synchronously, one classifier batch per step.
+
+    Parameters
+    ----------
+    classifier
+        Anything with ``.classes`` and ``.predict(uint8 (N, S, S))``; S is its ``input_size``
+        attribute when present, else 48.
+    detector
+        A face detector from :func:`fermonitor.core.detection.create_detector`.
+    settings
+        Crop margin, smoothing, tracking and indicator mapping.
+
+    Raises
+    ------
+    ValueError
+        When the indicator mapping names an expression the classifier does not have.
+    """
+
+    def __init__(self, classifier: Classifier, detector: FaceDetector, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.classifier = classifier
+        self.detector = detector
+        self.classes = tuple(classifier.classes)
+        self.input_size = int(getattr(classifier, "input_size", FACE_SIZE_PX))
+        check_indicator_mapping(self.classes, self.settings.indicator)
+        self.tracker = Tracker(self.settings.tracking, absent_after_s=self.settings.indicator.absent_after_s)
+        self.smoother = ProbabilitySmoother(self.settings.analysis.smoothing_tau_s)
+
+    def reset(self) -> None:
+        """Start over: forget tracks and smoothing state (ids keep counting up)."""
+        self.tracker.reset()
+        self.smoother.reset()
+
+    def process(self, frame: Frame, dropped_frames: int = 0) -> FrameResult:
+        """Analyse one frame.
+
+        Parameters
+        ----------
+        frame
+            The captured image with its time on the source's clock.
+        dropped_frames
+            Frames skipped since the previous step, passed through to the result.
+        """
+        image = frame.image
+        boxes = self.detector.detect(image)
+        people = self.tracker.update(boxes, frame.t_seconds)
+        faces: list[FaceObservation] = []
+        if people:
+            margin = self.settings.analysis.crop_margin
+            crops = np.stack([preprocess_face(image, box, margin, self.input_size) for _, box in people])
+            raw = np.asarray(self.classifier.predict(crops), dtype=np.float32)
+            if raw.shape != (len(people), len(self.classes)):
+                raise ValueError(f"classifier returned shape {raw.shape} for {len(people)} faces and "
+                                 f"{len(self.classes)} classes")
+            for (person_id, box), probabilities in zip(people, raw, strict=True):
+                smoothed = self.smoother.update(person_id, probabilities, frame.t_seconds)
+                top = int(np.argmax(smoothed))
+                faces.append(FaceObservation(
+                    person_id=person_id,
+                    box=box,
+                    probabilities=tuple(float(p) for p in smoothed),
+                    top_expression=self.classes[top],
+                    top_probability=float(smoothed[top]),
+                    indicator=indicator_for(smoothed, self.classes, self.settings.indicator),
+                ))
+        self.smoother.keep_only(self.tracker.alive_ids())
+        height, width = image.shape[:2]
+        latency = (datetime.now().astimezone() - frame.wall_time).total_seconds()
+        return FrameResult(
+            frame_index=frame.index,
+            t_seconds=frame.t_seconds,
+            wall_time=frame.wall_time,
+            frame_size=(width, height),
+            faces=tuple(faces),
+            absent_ids=tuple(self.tracker.absent_ids(frame.t_seconds)),
+            latency_s=max(0.0, latency),
+            dropped_frames=dropped_frames,
+        )

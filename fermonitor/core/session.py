@@ -1,0 +1,210 @@
+"""The session CSV, written as the analysis goes, and the session JSON beside it.
+
+One row per visible person per analysis step. People who are absent in a step get no row (they
+have no box and no probabilities); absence shows in the class aggregate of the timeline, and in
+the CSV as the gap in that person's rows. Each step's rows go to the file in one write and reach
+the operating system at once, so a killed process leaves only whole lines; ``os.fsync`` runs at
+least every ``FSYNC_INTERVAL_S``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from fermonitor import __version__
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta
+from fermonitor.core.results import FrameResult
+from fermonitor.core.settings import Settings, settings_to_dict
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "timestamp", "t_seconds", "frame_index", "person_id", "person_name", "x", "y", "w", "h",
+    *FERPLUS_CLASSES, "top_expression", "top_probability", "indicator",
+)
+CSV_HEADER = ",".join(CSV_COLUMNS)
+FSYNC_INTERVAL_S = 1.0  # rows reach the disk itself at least this often
+PROBABILITY_DECIMALS = 4
+
+
+class SessionError(OSError):
+    """A session file that cannot be written; the message names the path."""
+
+
+def session_json_path(csv_path: str | Path) -> Path:
+    """Where the session JSON of a CSV goes: ``lecture.csv`` -> ``lecture.session.json``."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(csv_path.stem + ".session.json")
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+class SessionWriter:
+    """Writes the session CSV and its JSON description.
+
+    Parameters
+    ----------
+    csv_path
+        The CSV to create (an existing file is replaced); its folder must exist.
+    source_description
+        The source spec, e.g. ``video:lecture.mp4``.
+    model_meta
+        The classifier's checkpoint description (architecture, classes, metrics), if known.
+    settings
+        The settings of the session, recorded in the JSON.
+    classes
+        The classifier's class order; must be the FER+ classes in any order.
+    t_offset_s
+        Subtracted from every result's ``t_seconds``, for a live session that starts after its
+        source was opened (for a video keep 0: the video's own time is written).
+
+    Raises
+    ------
+    SessionError
+        When the CSV or JSON cannot be written.
+    """
+
+    def __init__(self, csv_path: str | Path, source_description: str, model_meta: ModelMeta | None,
+                 settings: Settings, classes: tuple[str, ...] | None = None, t_offset_s: float = 0.0) -> None:
+        self.csv_path = Path(csv_path)
+        self.json_path = session_json_path(self.csv_path)
+        self.source_description = source_description
+        self.model_meta = model_meta
+        self.settings = settings
+        self.t_offset_s = t_offset_s
+        classes = tuple(classes) if classes is not None else (model_meta.classes if model_meta else FERPLUS_CLASSES)
+        if sorted(classes) != sorted(FERPLUS_CLASSES):
+            raise ValueError(f"the session CSV needs the FER+ classes {', '.join(FERPLUS_CLASSES)}; "
+                             f"the model has {', '.join(classes)}")
+        self._order = [classes.index(name) for name in FERPLUS_CLASSES]
+        self.start = _now()
+        self.end: datetime | None = None
+        self.rows_written = 0
+        self.steps_written = 0
+        self._names: dict[int, str] = {}
+        self._last_fsync = time.monotonic()
+        try:
+            self._file: io.FileIO | None = io.FileIO(self.csv_path, "w")
+        except OSError as exc:
+            raise SessionError(f"CSV file {self.csv_path} cannot be written ({exc.strerror or exc})") from exc
+        try:
+            self._write_bytes((CSV_HEADER + "\n").encode("utf-8"))
+            self._write_json()
+        except OSError as exc:
+            self._file.close()
+            self._file = None
+            raise SessionError(f"session file beside {self.csv_path} cannot be written ({exc})") from exc
+        log.info("session CSV %s started for %s", self.csv_path, source_description)
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def _write_bytes(self, data: bytes) -> None:
+        assert self._file is not None
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            view = view[written or 0:]
+
+    def write(self, result: FrameResult, names: Mapping[int, str] | None = None) -> int:
+        """Append one row per visible person of ``result``; returns the number of rows written.
+
+        Parameters
+        ----------
+        names
+            Display names by person id; people without one get an empty ``person_name``.
+        """
+        if self._file is None:
+            raise SessionError(f"CSV file {self.csv_path} is already closed")
+        if names:
+            self._names.update(names)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        timestamp = result.wall_time.isoformat(timespec="milliseconds")
+        t = round(result.t_seconds - self.t_offset_s, 3)
+        for face in result.faces:
+            x, y, w, h = face.box
+            probabilities = [f"{face.probabilities[i]:.{PROBABILITY_DECIMALS}f}" for i in self._order]
+            writer.writerow([
+                timestamp, f"{t:.3f}", result.frame_index, face.person_id,
+                (names or {}).get(face.person_id, self._names.get(face.person_id, "")),
+                x, y, w, h, *probabilities, face.top_expression,
+                f"{face.top_probability:.{PROBABILITY_DECIMALS}f}", face.indicator,
+            ])
+        self.steps_written += 1
+        if result.faces:
+            try:
+                self._write_bytes(buffer.getvalue().encode("utf-8"))
+            except OSError as exc:
+                raise SessionError(f"CSV file {self.csv_path} cannot be written ({exc})") from exc
+            self.rows_written += len(result.faces)
+        if time.monotonic() - self._last_fsync >= FSYNC_INTERVAL_S:
+            self.flush()
+        return len(result.faces)
+
+    def flush(self) -> None:
+        """Force the rows written so far onto the disk."""
+        if self._file is not None:
+            os.fsync(self._file.fileno())
+            self._last_fsync = time.monotonic()
+
+    def close(self) -> None:
+        """Flush the CSV, record the end time in the JSON; calling it twice is harmless."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._file.close()
+            self._file = None
+            self.end = _now()
+            try:
+                self._write_json()
+            except OSError as exc:
+                log.error("session JSON %s could not be written at close: %s", self.json_path, exc)
+        log.info("session CSV %s closed: %d rows in %d steps", self.csv_path, self.rows_written, self.steps_written)
+
+    def describe(self) -> dict[str, Any]:
+        """The session JSON's content."""
+        meta = self.model_meta
+        return {
+            "fermonitor_version": __version__,
+            "csv": self.csv_path.name,
+            "source": self.source_description,
+            "model": None if meta is None else {
+                "arch": meta.arch, "classes": list(meta.classes), "input_size": meta.input_size,
+                "metrics": meta.metrics,
+            },
+            "settings": settings_to_dict(self.settings),
+            "start": self.start.isoformat(timespec="seconds"),
+            "end": None if self.end is None else self.end.isoformat(timespec="seconds"),
+            "steps": self.steps_written,
+            "rows": self.rows_written,
+            "person_names": {str(k): v for k, v in sorted(self._names.items())},
+            "absent_people": "not written as rows; a gap in a person's rows",
+        }
+
+    def _write_json(self) -> None:
+        tmp = self.json_path.with_name(self.json_path.name + ".tmp")
+        tmp.write_text(json.dumps(self.describe(), indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(self.json_path)
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

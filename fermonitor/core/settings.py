@@ -1,0 +1,246 @@
+"""Analysis, tracking, indicator and alert settings: frozen dataclasses with their defaults in code."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE_NAME = "settings.json"
+
+
+class SettingsError(ValueError):
+    """A settings file or mapping that cannot be used; the message names the key and the fault."""
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How often and with what the frames are analysed."""
+
+    rate_hz: float = 2.0  # analysis steps per second (of wall time live, of video time offline)
+    detector: str = "haar"  # a name from fermonitor.core.detection.list_detectors()
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:0", "mps"
+    # Border added around a detected box before the 48x48 crop, as a fraction of its width/height.
+    # Haar boxes are tighter than the FER2013 crops, which show forehead and chin.
+    crop_margin: float = 0.1
+    smoothing_tau_s: float = 1.5  # time constant of the per-person probability EMA, seconds
+    detector_max_side_px: int = 640  # the detector runs on a copy whose longest side is at most this
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """How detections become people with stable ids."""
+
+    iou_threshold: float = 0.3  # a box pair with at least this IoU may be the same person
+    # ... or whose centres are closer than this many times the larger box's width.
+    max_centre_distance: float = 0.75
+    min_hits: int = 2  # analysis steps a new detection must persist before it becomes a person
+    grace_s: float = 3.0  # seconds a person stays known after the absence threshold, before the id ends
+
+
+@dataclass(frozen=True)
+class IndicatorSettings:
+    """Which expressions count as positive, negative or neutral, and when a person is absent."""
+
+    positive: tuple[str, ...] = ("happiness", "surprise")
+    negative: tuple[str, ...] = ("sadness", "anger", "disgust", "fear", "contempt")
+    neutral: tuple[str, ...] = ("neutral",)
+    absent_after_s: float = 5.0  # a person not seen for this long is absent
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Indicator name to the expressions it sums, in tie-break order (neutral first)."""
+        return {"neutral": self.neutral, "positive": self.positive, "negative": self.negative}
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Class-level conditions that raise a banner in the app."""
+
+    negative_share: float = 0.4  # share of visible faces with a negative indicator, 0-1
+    negative_for_s: float = 20.0  # ... held for this many seconds
+    absent_count: int = 3  # more than this many people absent ...
+    absent_for_s: float = 10.0  # ... for this many seconds
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every user-adjustable setting, grouped by section."""
+
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    indicator: IndicatorSettings = field(default_factory=IndicatorSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+
+
+_SECTIONS: dict[str, type] = {
+    "analysis": AnalysisSettings,
+    "tracking": TrackingSettings,
+    "indicator": IndicatorSettings,
+    "alerts": AlertSettings,
+}
+
+
+def default_settings_path() -> Path:
+    """The user's settings file (never read or written by the tests)."""
+    return Path(platformdirs.user_config_dir("fermonitor")) / SETTINGS_FILE_NAME
+
+
+def settings_to_dict(settings: Settings) -> dict[str, dict[str, Any]]:
+    """A JSON-ready mapping of every setting (tuples become lists)."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in _SECTIONS:
+        values = dataclasses.asdict(getattr(settings, section))
+        out[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    return out
+
+
+def _convert(key: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a field's type; ints are accepted for floats, lists for tuples."""
+    origin = typing.get_origin(annotation)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"setting {key} must be a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"setting {key} must be a whole number, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"setting {key} must be a string, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"setting {key} must be true or false, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"setting {key} must be a list of strings, got {value!r}")
+        return tuple(value)
+    raise SettingsError(f"setting {key} has an unsupported type {annotation!r}")  # pragma: no cover
+
+
+def _check_ranges(settings: Settings) -> None:
+    """Reject values of the right type that make no sense."""
+    positive = {
+        "analysis.rate_hz": settings.analysis.rate_hz,
+        "analysis.smoothing_tau_s": settings.analysis.smoothing_tau_s,
+        "analysis.detector_max_side_px": settings.analysis.detector_max_side_px,
+        "tracking.min_hits": settings.tracking.min_hits,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise SettingsError(f"setting {key} must be above 0, got {value!r}")
+    non_negative = {
+        "analysis.crop_margin": settings.analysis.crop_margin,
+        "tracking.grace_s": settings.tracking.grace_s,
+        "tracking.max_centre_distance": settings.tracking.max_centre_distance,
+        "indicator.absent_after_s": settings.indicator.absent_after_s,
+        "alerts.negative_for_s": settings.alerts.negative_for_s,
+        "alerts.absent_count": settings.alerts.absent_count,
+        "alerts.absent_for_s": settings.alerts.absent_for_s,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise SettingsError(f"setting {key} must not be negative, got {value!r}")
+    for key, value in {"tracking.iou_threshold": settings.tracking.iou_threshold,
+                       "alerts.negative_share": settings.alerts.negative_share}.items():
+        if not 0.0 <= value <= 1.0:
+            raise SettingsError(f"setting {key} must be between 0 and 1, got {value!r}")
+    seen: dict[str, str] = {}
+    for group, names in settings.indicator.groups().items():
+        for name in names:
+            if name in seen:
+                raise SettingsError(f"setting indicator.{group}: expression {name!r} is already in indicator.{seen[name]}")
+            seen[name] = group
+
+
+def settings_from_dict(data: dict[str, Any], base: Settings | None = None) -> Settings:
+    """Merge a (possibly partial) mapping over ``base`` (defaults when None).
+
+    Raises
+    ------
+    SettingsError
+        For an unknown section or key, or a value of the wrong type or range; one line naming it.
+    """
+    base = Settings() if base is None else base
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings must be a mapping of sections, got {type(data).__name__}")
+    sections: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in _SECTIONS:
+            raise SettingsError(f"unknown settings section {section!r}; known: {', '.join(_SECTIONS)}")
+        if not isinstance(values, dict):
+            raise SettingsError(f"settings section {section} must be a mapping, got {values!r}")
+        cls = _SECTIONS[section]
+        hints = typing.get_type_hints(cls)
+        changes: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in hints:
+                raise SettingsError(f"unknown setting {section}.{key}; known: {', '.join(hints)}")
+            changes[key] = _convert(f"{section}.{key}", value, hints[key])
+        sections[section] = dataclasses.replace(getattr(base, section), **changes)
+    settings = dataclasses.replace(base, **sections)
+    _check_ranges(settings)
+    return settings
+
+
+def read_settings(path: str | Path | None = None) -> Settings:
+    """Read a JSON settings file merged over the defaults, strictly; a missing file gives the defaults.
+
+    Raises
+    ------
+    SettingsError
+        For a file that is not valid JSON, an unknown key or a wrong value, naming the file.
+    """
+    path = default_settings_path() if path is None else Path(path)
+    if not path.exists():
+        return Settings()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path} cannot be read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"settings file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    try:
+        return settings_from_dict(data)
+    except SettingsError as exc:
+        raise SettingsError(f"settings file {path}: {exc}") from exc
+
+
+def load_settings(path: str | Path | None = None) -> tuple[Settings, list[str]]:
+    """Settings for the app: the file merged over the defaults, or the defaults and a warning.
+
+    A bad file never stops the app: the one-line message of :func:`read_settings`'s
+    :class:`SettingsError` comes back in the warnings list, for a dialog or the log.
+    """
+    try:
+        return read_settings(path), []
+    except SettingsError as exc:
+        log.warning("%s; using the defaults", exc)
+        return Settings(), [f"{exc}; using the defaults"]
+
+
+def save_settings(settings: Settings, path: str | Path | None = None) -> Path:
+    """Write ``settings`` as JSON (atomically) and return the path."""
+    path = default_settings_path() if path is None else Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(settings_to_dict(settings), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+__all__ = [
+    "AlertSettings", "AnalysisSettings", "IndicatorSettings", "Settings", "SettingsError", "TrackingSettings",
+    "default_settings_path", "load_settings", "read_settings", "save_settings",
+    "settings_from_dict", "settings_to_dict",
+]

@@ -1,0 +1,225 @@
+"""Bounded per-person and class timelines of a session, and its end-of-session summary.
+
+Every series lives in a ring of at most ``max_points`` steps, so memory stays flat however long a
+session runs; the summary comes from running totals and so covers the whole session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fermonitor.core.pipeline import INDICATORS
+from fermonitor.core.results import FrameResult
+
+# Eight hours at the default two analysis steps per second.
+DEFAULT_MAX_POINTS = 8 * 3600 * 2
+ABSENT_CODE = INDICATORS.index("absent")
+
+
+class _Ring:
+    """A growing-then-wrapping float array of rows: doubles up to ``capacity``, then overwrites."""
+
+    def __init__(self, width: int, capacity: int, dtype: type = np.float32) -> None:
+        self.capacity = capacity
+        self._data = np.zeros((min(capacity, 64), width), dtype=dtype)
+        self._start = 0
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    def append(self, row: np.ndarray | list[float] | tuple[float, ...]) -> None:
+        if self._size < self.capacity and self._size == len(self._data):
+            grown = np.zeros((min(self.capacity, 2 * len(self._data)), self._data.shape[1]), dtype=self._data.dtype)
+            grown[: self._size] = self.values()
+            self._data, self._start = grown, 0
+        if self._size < self.capacity:
+            self._data[(self._start + self._size) % len(self._data)] = row
+            self._size += 1
+        else:
+            self._data[self._start] = row
+            self._start = (self._start + 1) % len(self._data)
+
+    def values(self) -> np.ndarray:
+        """The rows, oldest first (a copy)."""
+        end = self._start + self._size
+        if end <= len(self._data):
+            return self._data[self._start:end].copy()
+        return np.concatenate([self._data[self._start:], self._data[: end - len(self._data)]])
+
+
+@dataclass(frozen=True)
+class PersonSeries:
+    """One person's steps, oldest first: times, smoothed probabilities (NaN while absent), indicators.
+
+    ``indicator`` holds indices into :data:`fermonitor.core.pipeline.INDICATORS`.
+    """
+
+    t: np.ndarray  # float64 (N,)
+    probabilities: np.ndarray  # float32 (N, C)
+    indicator: np.ndarray  # int8 (N,)
+
+
+@dataclass(frozen=True)
+class ClassSeries:
+    """The class aggregate per step, oldest first.
+
+    ``expression_shares`` (N, C): share of visible faces whose top expression is each class (0 when
+    none is visible); ``indicator_shares`` (N, 4) in INDICATORS order, of visible plus absent people;
+    ``faces_visible`` (N,).
+    """
+
+    t: np.ndarray
+    expression_shares: np.ndarray
+    indicator_shares: np.ndarray
+    faces_visible: np.ndarray
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    """Whole-session shares of one person: steps seen or absent, mean probabilities, indicator shares."""
+
+    person_id: int
+    steps_seen: int
+    steps_absent: int
+    first_t: float
+    last_t: float
+    mean_probabilities: dict[str, float]
+    top_expression_shares: dict[str, float]
+    indicator_shares: dict[str, float]  # over seen plus absent steps, INDICATORS keys
+
+
+@dataclass
+class _Totals:
+    first_t: float
+    last_t: float
+    steps_seen: int
+    steps_absent: int
+    probability_sum: np.ndarray
+    top_counts: np.ndarray
+    indicator_counts: np.ndarray
+
+
+class TimelineStore:
+    """Per-person and class series of a session, bounded to ``max_points`` steps each.
+
+    Parameters
+    ----------
+    classes
+        The classifier's class names, in its order.
+    max_points
+        Steps kept per series; older steps are overwritten.
+    """
+
+    def __init__(self, classes: tuple[str, ...] | list[str], max_points: int = DEFAULT_MAX_POINTS) -> None:
+        if max_points < 1:
+            raise ValueError(f"max_points {max_points} must be at least 1")
+        self.classes = tuple(classes)
+        self.max_points = max_points
+        self._people: dict[int, _Ring] = {}
+        self._totals: dict[int, _Totals] = {}
+        n = len(self.classes)
+        # Class rows: t, expression shares (C), indicator shares (4), faces visible.
+        self._class = _Ring(1 + n + len(INDICATORS) + 1, max_points, np.float64)
+        self._indicator_code = {name: i for i, name in enumerate(INDICATORS)}
+
+    def __len__(self) -> int:
+        """Steps held in the class series."""
+        return len(self._class)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the series arrays."""
+        return self._class.nbytes + sum(r.nbytes for r in self._people.values())
+
+    def person_ids(self) -> list[int]:
+        """Everyone seen so far, ascending."""
+        return sorted(self._people)
+
+    def append(self, result: FrameResult) -> None:
+        """Add one analysis step."""
+        n = len(self.classes)
+        t = result.t_seconds
+        expression_counts = np.zeros(n)
+        indicator_counts = np.zeros(len(INDICATORS))
+        for face in result.faces:
+            code = self._indicator_code[face.indicator]
+            top = self.classes.index(face.top_expression)
+            expression_counts[top] += 1
+            indicator_counts[code] += 1
+            self._person(face.person_id).append([t, *face.probabilities, code])
+            totals = self._person_totals(face.person_id, t)
+            totals.steps_seen += 1
+            totals.probability_sum += np.asarray(face.probabilities, dtype=np.float64)
+            totals.top_counts[top] += 1
+            totals.indicator_counts[code] += 1
+        for person_id in result.absent_ids:
+            indicator_counts[ABSENT_CODE] += 1
+            self._person(person_id).append([t, *([np.nan] * n), ABSENT_CODE])
+            totals = self._person_totals(person_id, t)
+            totals.steps_absent += 1
+            totals.indicator_counts[ABSENT_CODE] += 1
+        visible = len(result.faces)
+        people = visible + len(result.absent_ids)
+        self._class.append([
+            t,
+            *(expression_counts / visible if visible else expression_counts),
+            *(indicator_counts / people if people else indicator_counts),
+            visible,
+        ])
+
+    def _person(self, person_id: int) -> _Ring:
+        ring = self._people.get(person_id)
+        if ring is None:
+            # float64 rows keep the times exact; the ring is bounded, so its size is fixed.
+            ring = self._people[person_id] = _Ring(1 + len(self.classes) + 1, self.max_points, np.float64)
+        return ring
+
+    def _person_totals(self, person_id: int, t: float) -> _Totals:
+        totals = self._totals.get(person_id)
+        n = len(self.classes)
+        if totals is None:
+            totals = self._totals[person_id] = _Totals(t, t, 0, 0, np.zeros(n), np.zeros(n, dtype=np.int64),
+                                                       np.zeros(len(INDICATORS), dtype=np.int64))
+        totals.last_t = t
+        return totals
+
+    def person_series(self, person_id: int) -> PersonSeries:
+        """One person's series; empty arrays for an unknown id."""
+        n = len(self.classes)
+        ring = self._people.get(person_id)
+        rows = ring.values() if ring is not None else np.zeros((0, n + 2))
+        return PersonSeries(t=rows[:, 0].astype(np.float64), probabilities=rows[:, 1:1 + n].astype(np.float32),
+                            indicator=rows[:, 1 + n].astype(np.int8))
+
+    def class_series(self) -> ClassSeries:
+        """The class aggregate series."""
+        n, k = len(self.classes), len(INDICATORS)
+        rows = self._class.values()
+        return ClassSeries(t=rows[:, 0], expression_shares=rows[:, 1:1 + n],
+                           indicator_shares=rows[:, 1 + n:1 + n + k], faces_visible=rows[:, 1 + n + k].astype(np.int64))
+
+    def summary(self) -> dict[int, PersonSummary]:
+        """Whole-session shares per person, by id."""
+        out = {}
+        for pid in sorted(self._totals):
+            tot = self._totals[pid]
+            seen = max(tot.steps_seen, 1)
+            counted = max(tot.steps_seen + tot.steps_absent, 1)
+            out[pid] = PersonSummary(
+                person_id=pid,
+                steps_seen=tot.steps_seen,
+                steps_absent=tot.steps_absent,
+                first_t=tot.first_t,
+                last_t=tot.last_t,
+                mean_probabilities={c: float(v) / seen for c, v in zip(self.classes, tot.probability_sum, strict=True)},
+                top_expression_shares={c: int(v) / seen for c, v in zip(self.classes, tot.top_counts, strict=True)},
+                indicator_shares={name: int(v) / counted for name, v in zip(INDICATORS, tot.indicator_counts, strict=True)},
+            )
+        return out
