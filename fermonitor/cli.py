@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", metavar="PATH", help="app: start a session writing this CSV")
     parser.add_argument("--exit-after", metavar="SECONDS", type=float,
                         help="app: stop the session and quit after this many seconds")
+    parser.add_argument("--model", metavar="PATH",
+                        help="app: a checkpoint to use instead of the shipped model")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     analyze = commands.add_parser("analyze", help="analyse a video file into a session CSV, headless",
                                   description="Run the analysis over a video file as fast as the machine "

@@ -1,0 +1,287 @@
+"""The main window: composes the feature widgets and routes session events between them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
+from fermonitor.core.classifier import MODEL_HELP, resolve_backend
+from fermonitor.core.resources import default_model_path
+from fermonitor.core.results import Frame, FrameResult
+from fermonitor.core.settings import Settings, save_settings
+from fermonitor.core.timeline import TimelineStore
+from fermonitor.ui.alerts import AlertBanner, AlertMonitor
+from fermonitor.ui.session_controller import SessionController, SessionPlan
+from fermonitor.ui.session_controls import SessionControls
+from fermonitor.ui.settings_dialog import SettingsDialog, changed_fields
+from fermonitor.ui.source_picker import choose_source
+from fermonitor.ui.status_panel import StatusPanel
+from fermonitor.ui.summary_dialog import SummaryDialog
+from fermonitor.ui.timeline_widget import TimelineWidget
+from fermonitor.ui.video_view import VideoView
+
+log = logging.getLogger(__name__)
+
+REPAINT_INTERVAL_MS = 33  # video repaint period (about 30 per second)
+TIMELINE_REPAINT_TICKS = 15  # timelines repaint every this many video repaints (about 2 per second)
+SOURCE_KEY = "session/source"
+CLASS_PNG_SUFFIX = "_class_timeline.png"
+
+
+def model_problem(model_path: Path | None) -> str | None:
+    """Why no model can be loaded, or None when a model file is there."""
+    if model_path is not None:
+        return None if model_path.is_file() else f"model file {model_path} does not exist: {MODEL_HELP}"
+    try:
+        path = default_model_path(resolve_backend("auto", None))
+    except ValueError as exc:
+        return str(exc)
+    return None if path.is_file() else f"No expression model installed (looked for {path}): {MODEL_HELP}"
+
+
+def class_png_path(csv_path: Path) -> Path:
+    return csv_path.with_name(csv_path.stem + CLASS_PNG_SUFFIX)
+
+
+class MainWindow(QMainWindow):
+    """Video and alerts on the left, timelines on the right, session toolbar and status bar.
+
+    Parameters
+    ----------
+    settings
+        The analysis settings in force.
+    settings_path
+        Where the settings dialog saves them.
+    qsettings
+        Window state and the last source (values, not widget indices).
+    source_spec
+        The source to use; None takes the last one used, or the default.
+    sessions_dir
+        Where session CSVs go when no path is given.
+    model_path
+        A checkpoint; None uses the shipped model.
+    """
+
+    def __init__(self, settings: Settings, settings_path: Path | None, qsettings: QSettings,
+                 source_spec: str, sessions_dir: Path, model_path: Path | None = None,
+                 show_summary: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("fermonitor")
+        self.settings = settings
+        self.settings_path = settings_path
+        self.qsettings = qsettings
+        self.source_spec = source_spec
+        self.sessions_dir = sessions_dir
+        self.model_path = model_path
+        self.show_summary = show_summary
+        self.csv_path: Path | None = None
+        self.last_png_path: Path | None = None
+        self.summary_dialog: SummaryDialog | None = None
+        self.store = TimelineStore(FERPLUS_CLASSES)
+        self.alerts = AlertMonitor(settings.alerts)
+        self.controller = SessionController(self)
+
+        self.controls = SessionControls(self)
+        self.addToolBar(self.controls)
+        self.controls.set_source(source_spec)
+        self.message_label = QLabel()
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.setStyleSheet("background: #fde2e1; color: #7a1410; padding: 6px; border-radius: 3px;")
+        self.message_label.hide()
+        self.alert_banner = AlertBanner()
+        self.video_view = VideoView()
+        self.timeline = TimelineWidget(FERPLUS_CLASSES)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.message_label)
+        left_layout.addWidget(self.alert_banner)
+        left_layout.addWidget(self.video_view, 1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.timeline)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(splitter)
+        self.status = StatusPanel(self.statusBar(), self)
+
+        self.controls.start_requested.connect(self.on_start_requested)
+        self.controls.pause_toggled.connect(self.on_pause_toggled)
+        self.controls.stop_requested.connect(self.on_stop_requested)
+        self.controls.source_requested.connect(self.on_source_requested)
+        self.controls.settings_requested.connect(self.on_settings_requested)
+        self.controller.frame_captured.connect(self.on_frame_captured)
+        self.controller.frame_processed.connect(self.on_frame_processed)
+        self.controller.state_changed.connect(self.on_state_changed)
+        self.controller.faulted.connect(self.on_session_faulted)
+        self.controller.ended.connect(self.on_session_ended)
+        self.timeline.person_renamed.connect(self.on_person_renamed)
+
+        self._ticks = 0
+        self.repaint_timer = QTimer(self)
+        self.repaint_timer.setInterval(REPAINT_INTERVAL_MS)
+        self.repaint_timer.timeout.connect(self.on_repaint_timer_timeout)
+        self.repaint_timer.start()
+        self.resize(1280, 760)
+        problem = model_problem(model_path)
+        if problem is not None:
+            self.show_message(problem)
+        self.video_view.set_message("Press Start to analyse " + source_spec)
+
+    # -- session ---------------------------------------------------------------------------
+
+    def start_session(self, csv_path: Path | None = None) -> bool:
+        """Start analysing the current source into ``csv_path`` (a new file in the sessions folder
+        when None); False when it could not start (the reason is shown in the window)."""
+        if self.controller.running:
+            return False
+        if csv_path is None:
+            self.sessions_dir.mkdir(parents=True, exist_ok=True)
+            csv_path = self.sessions_dir / f"session-{datetime.now():%Y%m%d-%H%M%S}.csv"
+        self.csv_path = Path(csv_path)
+        self.last_png_path = None
+        self.store = TimelineStore(FERPLUS_CLASSES)
+        self.alerts = AlertMonitor(self.settings.alerts)
+        self.alert_banner.show_messages([])
+        self.timeline.reset()
+        self.status.reset()
+        self.status.set_csv_path(self.csv_path)
+        self.message_label.hide()
+        self.video_view.clear()
+        self.video_view.set_message("Opening " + self.source_spec)
+        plan = SessionPlan(self.source_spec, self.csv_path, self.settings, self.model_path)
+        return self.controller.start(plan)
+
+    def stop_session(self) -> bool:
+        """Stop the running session; True when every worker thread has ended."""
+        return self.controller.stop()
+
+    def show_message(self, text: str) -> None:
+        """A clear message in the window (faults, missing model); the app keeps running."""
+        self.message_label.setText(text)
+        self.message_label.show()
+        log.warning("shown to the user: %s", text)
+
+    def message(self) -> str:
+        return self.message_label.text() if not self.message_label.isHidden() else ""
+
+    # -- slots -------------------------------------------------------------------------------
+
+    @Slot()
+    def on_start_requested(self) -> None:
+        self.start_session()
+
+    @Slot(bool)
+    def on_pause_toggled(self, paused: bool) -> None:
+        self.controller.set_paused(paused)
+
+    @Slot()
+    def on_stop_requested(self) -> None:
+        self.stop_session()
+
+    @Slot()
+    def on_source_requested(self) -> None:
+        spec = choose_source(self, self.source_spec)
+        if spec:
+            self.set_source(spec)
+
+    def set_source(self, spec: str) -> None:
+        self.source_spec = spec
+        self.controls.set_source(spec)
+        self.qsettings.setValue(SOURCE_KEY, spec)
+        self.video_view.set_message("Press Start to analyse " + spec)
+
+    @Slot()
+    def on_settings_requested(self) -> None:
+        dialog = SettingsDialog(self.settings, self.source_spec, self,
+                                choose_source=lambda parent: choose_source(parent, self.source_spec))
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        self.apply_settings(dialog.result_settings(), dialog.source_spec())
+
+    def apply_settings(self, settings: Settings, source_spec: str) -> None:
+        """Use and save new settings; they apply from the next session on."""
+        log.info("settings changed: %s", ", ".join(changed_fields(self.settings, settings)) or "none")
+        self.settings = settings
+        if source_spec and source_spec != self.source_spec:
+            self.set_source(source_spec)
+        try:
+            save_settings(settings, self.settings_path)
+        except OSError as exc:
+            self.show_message(f"settings could not be saved to {self.settings_path} ({exc})")
+
+    @Slot(object)
+    def on_frame_captured(self, frame: Frame) -> None:
+        self.video_view.set_frame(frame)
+
+    @Slot(object)
+    def on_frame_processed(self, result: FrameResult) -> None:
+        self.store.append(result)
+        self.status.add_result(result)
+        self.video_view.set_result(result, self.controller.names)
+        self.alert_banner.show_messages(self.alerts.update(result))
+
+    @Slot(str)
+    def on_state_changed(self, state: str) -> None:
+        self.status.set_state(state)
+        self.controls.set_state(state)
+
+    def csv_note(self) -> str:
+        if self.csv_path is not None and self.csv_path.is_file():
+            return f" The session's CSV is complete: {self.csv_path}"
+        return ""
+
+    @Slot(str)
+    def on_session_faulted(self, message: str) -> None:
+        shown = self.message().splitlines() if self.controller.running else []
+        self.show_message("\n".join([*shown, f"{message}."]))
+
+    @Slot(str)
+    def on_session_ended(self, reason: str) -> None:
+        if reason == "the source ended":
+            self.show_message(f"The source ended ({self.source_spec}).{self.csv_note()}")
+        elif reason != "stopped":
+            self.show_message(f"{self.message()}{self.csv_note()}")
+        self.video_view.set_message(f"Session ended: {reason}")
+        self.timeline.refresh(self.store, force=True)
+        self.status.refresh()
+        if self.csv_path is None or len(self.store) == 0:
+            return
+        png = class_png_path(self.csv_path)
+        try:
+            self.last_png_path = self.timeline.save_class_png(png)
+        except OSError as exc:
+            self.show_message(str(exc))
+        if self.show_summary:
+            self.summary_dialog = SummaryDialog(self.store.summary(), self.controller.names, self.csv_path,
+                                                self.last_png_path, reason, self)
+            self.summary_dialog.show()
+
+    @Slot(int, str)
+    def on_person_renamed(self, person_id: int, name: str) -> None:
+        self.controller.rename(person_id, name)
+
+    @Slot()
+    def on_repaint_timer_timeout(self) -> None:
+        self._ticks += 1
+        self.video_view.refresh()
+        if self._ticks % TIMELINE_REPAINT_TICKS == 0:
+            self.timeline.refresh(self.store)
+            self.status.refresh()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.repaint_timer.stop()
+        if self.controller.running or self.controller.threads_running():
+            self.show_summary = False
+            if not self.controller.stop():
+                log.error("a worker thread did not stop in time")
+        if self.summary_dialog is not None:
+            self.summary_dialog.close()
+        event.accept()

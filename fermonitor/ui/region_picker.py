@@ -1,0 +1,77 @@
+"""Pick a screen region (a video-call gallery) by dragging a rectangle over a screenshot."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen
+from PySide6.QtWidgets import QWidget
+
+MIN_REGION_PX = 16
+
+
+class RegionPicker(QWidget):
+    """Shows a screenshot full size; the user drags a rectangle; ``region_picked`` carries it in the
+    screenshot's pixels, offset by the screenshot's origin on the virtual desktop.
+
+    Escape cancels (``cancelled``).
+    """
+
+    region_picked = Signal(int, int, int, int)
+    cancelled = Signal()
+
+    def __init__(self, screenshot: QImage, origin: tuple[int, int] = (0, 0),
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Drag a rectangle over the region to analyse (Esc cancels)")
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self._screenshot = screenshot
+        self._origin = origin
+        self._start: QPoint | None = None
+        self._end: QPoint | None = None
+        self.setFixedSize(screenshot.width(), screenshot.height())
+
+    def selection(self) -> QRect | None:
+        if self._start is None or self._end is None:
+            return None
+        return QRect(self._start, self._end).normalized()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        self._start = event.position().toPoint()
+        self._end = self._start
+        self.update()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if self._start is not None:
+            self._end = event.position().toPoint()
+            self.update()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if self._start is None:
+            return
+        self._end = event.position().toPoint()
+        rect = self.selection()
+        if rect is None or rect.width() < MIN_REGION_PX or rect.height() < MIN_REGION_PX:
+            self._start = self._end = None
+            self.update()
+            return
+        self.region_picked.emit(rect.x() + self._origin[0], rect.y() + self._origin[1],
+                                rect.width(), rect.height())
+        self.close()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancelled.emit()
+            self.close()
+            return
+        super().keyPressEvent(event)
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 (Qt override)
+        painter = QPainter(self)
+        painter.drawImage(0, 0, self._screenshot)
+        painter.fillRect(self.rect(), QColor(0, 0, 0, 90))
+        rect = self.selection()
+        if rect is not None:
+            painter.drawImage(rect, self._screenshot, rect)
+            painter.setPen(QPen(QColor(255, 200, 0), 2))
+            painter.drawRect(rect)
+        painter.end()

@@ -1,0 +1,337 @@
+"""Scrolling pyqtgraph timelines: the class row on top, then one row per person.
+
+Curves are created once per row and updated with ``setData`` from a ``TimelineStore`` when the
+window's repaint timer calls :meth:`TimelineWidget.refresh`; hidden rows are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QMouseEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fermonitor.core.pipeline import INDICATORS
+from fermonitor.core.timeline import TimelineStore
+
+EXPRESSION_COLOURS = ("#9e9e9e", "#2ecc71", "#f1c40f", "#3498db", "#e74c3c", "#8e44ad", "#e67e22", "#795548")
+INDICATOR_COLOURS = {"positive": "#2ecc71", "neutral": "#9e9e9e", "negative": "#e74c3c", "absent": "#34495e"}
+# Height of a person's plot on the indicator scale: positive up, negative down, absent a gap.
+INDICATOR_LEVELS = {"positive": 1.0, "neutral": 0.5, "negative": 0.0, "absent": math.nan}
+ROW_HEIGHT_PX = 90
+ENLARGED_ROW_HEIGHT_PX = 260
+CLASS_ROW_HEIGHT_PX = 150
+FACES_ROW_HEIGHT_PX = 70
+DEFAULT_WINDOW_MIN = 3
+MAX_WINDOW_MIN = 60
+MODES = ("expressions", "indicator")
+
+
+def _configure_plot(plot: pg.PlotWidget, y_range: tuple[float, float] | None) -> None:
+    plot.setBackground("w")
+    plot.setMouseEnabled(x=False, y=False)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    if y_range is not None:
+        plot.setYRange(*y_range, padding=0.02)
+
+
+def _curve(plot: pg.PlotWidget, colour: str, name: str | None = None) -> pg.PlotDataItem:
+    """A curve drawn only where it is in view, downsampled on long series."""
+    item = plot.plot([], [], pen=pg.mkPen(colour, width=1.5), name=name, connect="finite")
+    item.setClipToView(True)
+    item.setDownsampling(auto=True, method="peak")
+    return item
+
+
+class PersonRow(QFrame):
+    """One person's timeline: name, and either eight expression curves or the indicator curve."""
+
+    clicked = Signal(int)
+    rename_requested = Signal(int)
+    hide_requested = Signal(int)
+
+    def __init__(self, person_id: int, classes: tuple[str, ...], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.person_id = person_id
+        self.enlarged = False
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.name_label = QLabel(f"#{person_id}")
+        self.name_label.setMinimumWidth(80)
+        self.name_label.setToolTip("Click the row to enlarge it; right-click to rename or hide")
+        self.plot = pg.PlotWidget()
+        _configure_plot(self.plot, (-0.05, 1.05))
+        self.plot.getPlotItem().hideAxis("bottom")
+        self.expression_curves = [_curve(self.plot, EXPRESSION_COLOURS[i % len(EXPRESSION_COLOURS)], name)
+                                  for i, name in enumerate(classes)]
+        self.indicator_curve = _curve(self.plot, "#2c3e50", "indicator")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.name_label)
+        layout.addWidget(self.plot, 1)
+        self.plot.scene().sigMouseClicked.connect(self.on_plot_clicked)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self.on_context_menu_requested)
+        self.set_enlarged(False)
+        self.shown_points = 0
+
+    def set_name(self, name: str) -> None:
+        self.name_label.setText(name or f"#{self.person_id}")
+
+    def set_enlarged(self, enlarged: bool) -> None:
+        self.enlarged = enlarged
+        self.setFixedHeight(ENLARGED_ROW_HEIGHT_PX if enlarged else ROW_HEIGHT_PX)
+        self.plot.getPlotItem().showAxis("bottom", enlarged)
+
+    def set_mode(self, mode: str) -> None:
+        for curve in self.expression_curves:
+            curve.setVisible(mode == "expressions")
+        self.indicator_curve.setVisible(mode == "indicator")
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.person_id)
+        super().mousePressEvent(event)
+
+    @Slot(object)
+    def on_plot_clicked(self, event: object) -> None:
+        if getattr(event, "button", lambda: None)() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.person_id)
+
+    @Slot(QPoint)
+    def on_context_menu_requested(self, position: QPoint) -> None:
+        menu = QMenu(self)
+        rename = menu.addAction("Rename\u2026")
+        hide = menu.addAction("Hide")
+        chosen = menu.exec(self.mapToGlobal(position))
+        if chosen is rename:
+            self.rename_requested.emit(self.person_id)
+        elif chosen is hide:
+            self.hide_requested.emit(self.person_id)
+
+
+class TimelineWidget(QWidget):
+    """The class row and a scrolling row per person over the last ``window`` minutes."""
+
+    person_renamed = Signal(int, str)
+    person_visibility_changed = Signal(int, bool)
+
+    def __init__(self, classes: tuple[str, ...], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.classes = tuple(classes)
+        self.mode = "expressions"
+        self.window_s = DEFAULT_WINDOW_MIN * 60.0
+        self.rows: dict[int, PersonRow] = {}
+        self.hidden: set[int] = set()
+        self.names: dict[int, str] = {}
+        self._shown_steps = -1
+
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(["Expression probabilities", "Indicator"])
+        self.mode_combo.currentIndexChanged.connect(self.on_mode_combo_changed)
+        self.window_spin = QSpinBox()
+        self.window_spin.setRange(1, MAX_WINDOW_MIN)
+        self.window_spin.setValue(DEFAULT_WINDOW_MIN)
+        self.window_spin.setSuffix(" min")
+        self.window_spin.valueChanged.connect(self.on_window_spin_changed)
+        self.people_button = QToolButton()
+        self.people_button.setText("People")
+        self.people_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.people_menu = QMenu(self.people_button)
+        self.people_menu.aboutToShow.connect(self.on_people_menu_about_to_show)
+        self.people_button.setMenu(self.people_menu)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Show"))
+        controls.addWidget(self.mode_combo)
+        controls.addWidget(QLabel("over the last"))
+        controls.addWidget(self.window_spin)
+        controls.addStretch(1)
+        controls.addWidget(self.people_button)
+
+        self.class_panel = QWidget()
+        class_layout = QVBoxLayout(self.class_panel)
+        class_layout.setContentsMargins(0, 0, 0, 0)
+        class_layout.setSpacing(0)
+        self.class_plot = pg.PlotWidget(title="Class: share of faces")
+        _configure_plot(self.class_plot, (-0.02, 1.02))
+        self.class_plot.setFixedHeight(CLASS_ROW_HEIGHT_PX)
+        self.class_plot.addLegend(offset=(-5, 5), labelTextSize="7pt", colCount=4)
+        self.class_expression_curves = [_curve(self.class_plot, EXPRESSION_COLOURS[i % len(EXPRESSION_COLOURS)], name)
+                                        for i, name in enumerate(self.classes)]
+        self.class_indicator_curves = [_curve(self.class_plot, INDICATOR_COLOURS[name], name) for name in INDICATORS]
+        self.faces_plot = pg.PlotWidget()
+        _configure_plot(self.faces_plot, None)
+        self.faces_plot.setFixedHeight(FACES_ROW_HEIGHT_PX)
+        self.faces_plot.setLabel("left", "faces")
+        self.faces_curve = _curve(self.faces_plot, "#2c3e50")
+        self.faces_plot.setXLink(self.class_plot)
+        class_layout.addWidget(self.class_plot)
+        class_layout.addWidget(self.faces_plot)
+
+        self.rows_container = QWidget()
+        self.rows_layout = QVBoxLayout(self.rows_container)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.rows_layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.rows_container)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.class_panel)
+        layout.addWidget(self.scroll, 1)
+        self._apply_mode()
+
+    def visible_people(self) -> list[int]:
+        return [pid for pid in self.rows if pid not in self.hidden]
+
+    def reset(self) -> None:
+        """Remove every person row (a new session)."""
+        for row in self.rows.values():
+            row.setParent(None)
+            row.deleteLater()
+        self.rows.clear()
+        self.hidden.clear()
+        self.names.clear()
+        self._shown_steps = -1
+        for curve in (*self.class_expression_curves, *self.class_indicator_curves, self.faces_curve):
+            curve.setData([], [])
+
+    def refresh(self, store: TimelineStore, force: bool = False) -> None:
+        """Pull new data from ``store`` into the curves; nothing when hidden or unchanged."""
+        if not self.isVisible() and not force:
+            return
+        if len(store) == self._shown_steps and not force:
+            return
+        self._shown_steps = len(store)
+        series = store.class_series()
+        if len(series.t) == 0:
+            return
+        for i, curve in enumerate(self.class_expression_curves):
+            curve.setData(series.t, series.expression_shares[:, i])
+        for i, curve in enumerate(self.class_indicator_curves):
+            curve.setData(series.t, series.indicator_shares[:, i])
+        self.faces_curve.setData(series.t, series.faces_visible.astype(np.float64))
+        t_end = float(series.t[-1])
+        t_start = max(float(series.t[0]), t_end - self.window_s)
+        x_range = (t_start, max(t_end, t_start + 1.0))
+        self.class_plot.setXRange(*x_range, padding=0)
+        levels = np.array([INDICATOR_LEVELS[name] for name in INDICATORS])
+        for pid in store.person_ids():
+            row = self.rows.get(pid) or self._add_row(pid)
+            if pid in self.hidden:
+                continue
+            person = store.person_series(pid)
+            if self.mode == "expressions":
+                for i, curve in enumerate(row.expression_curves):
+                    curve.setData(person.t, person.probabilities[:, i])
+            else:
+                row.indicator_curve.setData(person.t, levels[person.indicator])
+            row.shown_points = len(person.t)
+            row.plot.setXRange(*x_range, padding=0)
+
+    def _add_row(self, person_id: int) -> PersonRow:
+        row = PersonRow(person_id, self.classes)
+        row.set_mode(self.mode)
+        row.set_name(self.names.get(person_id, ""))
+        row.clicked.connect(self.on_row_clicked)
+        row.rename_requested.connect(self.on_row_rename_requested)
+        row.hide_requested.connect(self.on_row_hide_requested)
+        self.rows[person_id] = row
+        order = sorted(self.rows)
+        self.rows_layout.insertWidget(order.index(person_id), row)
+        return row
+
+    def rename_person(self, person_id: int, name: str) -> None:
+        name = name.strip()
+        if name:
+            self.names[person_id] = name
+        else:
+            self.names.pop(person_id, None)
+        if person_id in self.rows:
+            self.rows[person_id].set_name(name)
+        self.person_renamed.emit(person_id, name)
+
+    def set_person_visible(self, person_id: int, visible: bool) -> None:
+        if visible:
+            self.hidden.discard(person_id)
+        else:
+            self.hidden.add(person_id)
+        if person_id in self.rows:
+            self.rows[person_id].setVisible(visible)
+        self._shown_steps = -1  # a row shown again needs its data
+        self.person_visibility_changed.emit(person_id, visible)
+
+    def toggle_enlarged(self, person_id: int) -> None:
+        row = self.rows[person_id]
+        row.set_enlarged(not row.enlarged)
+
+    def save_class_png(self, path: Path) -> Path:
+        """Save a picture of the class row (shares and faces visible) as PNG."""
+        pixmap = self.class_panel.grab()
+        if pixmap.isNull() or not pixmap.save(str(path), "PNG"):
+            raise OSError(f"class timeline image {path} could not be written")
+        return path
+
+    def _apply_mode(self) -> None:
+        for curve in self.class_expression_curves:
+            curve.setVisible(self.mode == "expressions")
+        for curve in self.class_indicator_curves:
+            curve.setVisible(self.mode == "indicator")
+        for row in self.rows.values():
+            row.set_mode(self.mode)
+        self._shown_steps = -1
+
+    @Slot(int)
+    def on_mode_combo_changed(self, index: int) -> None:
+        self.mode = MODES[index]
+        self._apply_mode()
+
+    @Slot(int)
+    def on_window_spin_changed(self, minutes: int) -> None:
+        self.window_s = minutes * 60.0
+        self._shown_steps = -1
+
+    @Slot(int)
+    def on_row_clicked(self, person_id: int) -> None:
+        self.toggle_enlarged(person_id)
+
+    @Slot(int)
+    def on_row_rename_requested(self, person_id: int) -> None:
+        current = self.names.get(person_id, "")
+        name, ok = QInputDialog.getText(self, "Rename", f"Name for #{person_id} (empty: anonymous id):", text=current)
+        if ok:
+            self.rename_person(person_id, name)
+
+    @Slot(int)
+    def on_row_hide_requested(self, person_id: int) -> None:
+        self.set_person_visible(person_id, False)
+
+    @Slot()
+    def on_people_menu_about_to_show(self) -> None:
+        self.people_menu.clear()
+        if not self.rows:
+            self.people_menu.addAction("nobody seen yet").setEnabled(False)
+        for pid in sorted(self.rows):
+            action = QAction(self.names.get(pid) or f"#{pid}", self.people_menu)
+            action.setCheckable(True)
+            action.setChecked(pid not in self.hidden)
+            action.toggled.connect(lambda checked, p=pid: self.set_person_visible(p, checked))
+            self.people_menu.addAction(action)

@@ -1,0 +1,242 @@
+"""Capture and analysis workers: each runs a loop on its own QThread and talks through signals.
+
+The capture worker opens its source inside its thread, paces a video to its own clock and writes
+every frame into one :class:`LatestFrameSlot` (newest wins). The analysis worker loads the model in
+its thread, takes the newest frame at the analysis rate, runs :meth:`AnalysisWorker.step` (a plain
+method tests call directly) and emits one frozen ``FrameResult`` per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from fermonitor.core.results import Frame, FrameResult
+from fermonitor.ui.frame_slot import LatestFrameSlot
+
+log = logging.getLogger(__name__)
+
+MAX_CAPTURE_FPS = 30.0  # screens and cameras faster than this only cost CPU
+# Failures users cause or meet (bad source, camera gone, no model, unwritable CSV): one log line.
+# Anything else is a bug and is logged with its traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+SLOT_WAIT_S = 0.1  # how long a worker waits for a frame before checking its stop flag again
+THREAD_JOIN_TIMEOUT_MS = 5000
+
+
+class CaptureWorker(QObject):
+    """Reads a frame source in its own thread into the latest-frame slot.
+
+    Parameters
+    ----------
+    open_source
+        Builds and opens the source (called inside the worker's thread): returns an object with
+        ``read() -> Frame | None`` and ``close()``.
+    slot
+        Where frames go.
+    pace
+        Deliver frames no faster than their own timestamps (a video file plays in real time).
+    """
+
+    opened = Signal(str)
+    frame_captured = Signal(object)
+    ended = Signal()
+    errored = Signal(str)
+    finished = Signal()
+
+    def __init__(self, open_source: Callable[[], Any], slot: LatestFrameSlot, pace: bool = True) -> None:
+        super().__init__()
+        self._open_source = open_source
+        self._slot = slot
+        self._pace = pace
+        self._stop = threading.Event()
+        self.frames_read = 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        source = None
+        try:
+            source = self._open_source()
+            self.opened.emit(str(getattr(source, "description", "source")))
+            self._loop(source)
+        except Exception as exc:  # reported to the window and logged
+            _log_failure("capture", exc)
+            self.errored.emit(_one_line(exc))
+        finally:
+            if source is not None:
+                try:
+                    source.close()
+                except Exception:  # closing a broken device must not hide the first error
+                    log.exception("closing the source failed")
+            self._slot.close()
+            self.finished.emit()
+
+    def _loop(self, source: Any) -> None:
+        first_t: float | None = None
+        start = time.monotonic()
+        last_read = 0.0
+        while not self._stop.is_set():
+            wait = last_read + 1.0 / MAX_CAPTURE_FPS - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            frame = source.read()
+            last_read = time.monotonic()
+            if frame is None:
+                log.info("source ended after %d frames", self.frames_read)
+                self.ended.emit()
+                return
+            self.frames_read += 1
+            if self._pace:
+                if first_t is None:
+                    first_t, start = frame.t_seconds, time.monotonic()
+                due = start + (frame.t_seconds - first_t)
+                wait = due - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    return
+            self._slot.put(frame)
+            self.frame_captured.emit(frame)
+
+
+class AnalysisWorker(QObject):
+    """Loads the pipeline in its own thread and analyses the newest frame at ``rate_hz``.
+
+    Parameters
+    ----------
+    open_pipeline
+        Called in the worker's thread: returns ``(pipeline, writer)``; the pipeline has
+        ``process(frame) -> FrameResult``, the writer ``write(result, names)`` and ``close()``
+        (``None``: results are not written).
+    slot
+        Where the capture worker leaves frames.
+    rate_hz
+        Analysis steps per second; 0 or less analyses as fast as possible.
+    """
+
+    pipeline_ready = Signal(object)
+    frame_processed = Signal(object)
+    errored = Signal(str)
+    finished = Signal()
+
+    def __init__(self, open_pipeline: Callable[[], tuple[Any, Any]], slot: LatestFrameSlot,
+                 rate_hz: float) -> None:
+        super().__init__()
+        self._open_pipeline = open_pipeline
+        self._slot = slot
+        self._interval_s = 1.0 / rate_hz if rate_hz > 0 else 0.0
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._names_lock = threading.Lock()
+        self._names: dict[int, str] = {}
+        self.pipeline: Any = None
+        self.writer: Any = None
+        self.steps = 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def set_paused(self, paused: bool) -> None:
+        """While paused, frames are taken and thrown away: nothing is analysed or written."""
+        if paused:
+            self._paused.set()
+        else:
+            self._paused.clear()
+
+    def set_name(self, person_id: int, name: str) -> None:
+        """Name a person from now on (in the CSV too); an empty name goes back to the anonymous id."""
+        with self._names_lock:
+            if name:
+                self._names[person_id] = name
+            else:
+                self._names.pop(person_id, None)
+
+    def names(self) -> dict[int, str]:
+        with self._names_lock:
+            return dict(self._names)
+
+    def open(self) -> None:
+        """Load the model and open the session writer (in the calling thread)."""
+        self.pipeline, self.writer = self._open_pipeline()
+        self.pipeline_ready.emit(self.pipeline)
+
+    def step(self, frame: Frame, dropped: int = 0) -> FrameResult:
+        """Analyse one frame, write it and return the result with latency and drops filled in."""
+        result = self.pipeline.process(frame, dropped)
+        if self.writer is not None:
+            self.writer.write(result, self.names())
+        self.steps += 1
+        if self.steps == 1:
+            # The packaging smoke test measures start-up to this line.
+            log.info("first frame analysed: %d faces", len(result.faces))
+        return result
+
+    def close(self) -> None:
+        """Close the writer: the CSV is complete after this."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.open()
+            self._loop()
+        except Exception as exc:  # reported to the window and logged
+            _log_failure("analysis", exc)
+            self.errored.emit(_one_line(exc))
+        finally:
+            try:
+                self.close()
+            except Exception as exc:
+                log.exception("closing the session file failed")
+                self.errored.emit(_one_line(exc))
+            self.finished.emit()
+
+    def _loop(self) -> None:
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now < next_due:
+                if self._stop.wait(next_due - now):
+                    return
+                # frames overwritten while we waited on purpose were never wanted: not drops
+                self._slot.forget_dropped()
+            frame, dropped = self._slot.take(SLOT_WAIT_S)
+            if frame is None:
+                if self._slot.closed:
+                    return
+                continue
+            if self._paused.is_set():
+                continue
+            next_due = max(next_due + self._interval_s, time.monotonic())
+            self.frame_processed.emit(self.step(frame, dropped))
+
+
+def start_worker(worker: CaptureWorker | AnalysisWorker, name: str) -> QThread:
+    """Move ``worker`` to a new QThread that runs ``worker.run`` and quits when it finishes."""
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    thread.start()
+    return thread
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    if isinstance(exc, EXPECTED_ERRORS):
+        log.warning("%s stopped: %s", what, _one_line(exc))
+    else:
+        log.error("%s failed", what, exc_info=exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,193 @@
+"""Qt test set-up: offscreen by default, user settings and logs in tmp, real faces, a tiny model.
+
+Set FERMONITOR_TEST_REAL_SCREEN=1 to run these tests on the real screen instead of offscreen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+if not os.environ.get("FERMONITOR_TEST_REAL_SCREEN"):
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, save_checkpoint  # noqa: E402
+from fermonitor.core.models import list_models, register_model  # noqa: E402
+
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+TINY_ARCH = "ui_test_tiny_cnn"
+FACE_TILE_PX = 150  # FER faces are upscaled to this size in test videos
+VIDEO_SIZE = (640, 360)
+VIDEO_FPS = 10
+# The offscreen platform cannot size windows to their hints and says so once per window.
+OFFSCREEN_QT_NOISE = r"This plugin does not support propagateSizeHints"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/ui/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_QT_NOISE))
+
+
+if TINY_ARCH not in list_models():
+    @register_model(TINY_ARCH)
+    def _tiny_cnn(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
+        """A few-kilobyte CNN for 48x48 grey faces: the real checkpoint path, at test speed."""
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(8, num_classes),
+        )
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings, window state, logs and default sessions in tmp: tests never touch the user's."""
+    monkeypatch.setenv("FERMONITOR_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("FERMONITOR_SESSIONS_DIR", str(tmp_path / "sessions"))
+    monkeypatch.setenv("FERMONITOR_LOG_DIR", str(tmp_path / "logs"))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def ui_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny checkpoint written with save_checkpoint."""
+    torch.manual_seed(0)
+    from fermonitor.core.models import build_model
+
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, build_model(TINY_ARCH), ModelMeta(arch=TINY_ARCH, classes=FERPLUS_CLASSES))
+    return path
+
+
+@pytest.fixture(scope="session")
+def detectable_faces() -> np.ndarray:
+    """Real FER2013 faces that the Haar detector finds once upscaled: uint8 (4, 48, 48)."""
+    fer = DATA_DIR / "fer2013.csv.gz"
+    if not fer.is_file():
+        pytest.skip(f"real FER2013 data not found at {fer}")
+    from fermonitor.core.detection import create_detector
+    from training.data import read_fer2013
+
+    images, _, _ = read_fer2013(fer)
+    detector = create_detector("haar")
+    chosen = []
+    for face in images[:400]:
+        tile = cv2.cvtColor(cv2.resize(face, (FACE_TILE_PX, FACE_TILE_PX), interpolation=cv2.INTER_CUBIC),
+                            cv2.COLOR_GRAY2BGR)
+        canvas = np.full((FACE_TILE_PX * 2, FACE_TILE_PX * 2, 3), 128, np.uint8)
+        canvas[FACE_TILE_PX // 2:FACE_TILE_PX // 2 + FACE_TILE_PX, FACE_TILE_PX // 2:FACE_TILE_PX // 2 + FACE_TILE_PX] = tile
+        if len(detector.detect(canvas)) == 1:
+            chosen.append(face)
+        if len(chosen) == 4:
+            break
+    assert len(chosen) == 4, "fewer than 4 of 400 real FER faces are found by the Haar detector"
+    return np.stack(chosen)
+
+
+def gallery_image(faces: np.ndarray, size: tuple[int, int] = VIDEO_SIZE, shift: int = 0) -> np.ndarray:
+    """A BGR picture with the faces upscaled side by side on a grey background."""
+    width, height = size
+    image = np.full((height, width, 3), 110, np.uint8)
+    gap = (width - len(faces) * FACE_TILE_PX) // (len(faces) + 1)
+    top = (height - FACE_TILE_PX) // 2
+    for i, face in enumerate(faces):
+        tile = cv2.resize(face, (FACE_TILE_PX, FACE_TILE_PX), interpolation=cv2.INTER_CUBIC)
+        left = gap + i * (FACE_TILE_PX + gap) + shift
+        image[top:top + FACE_TILE_PX, left:left + FACE_TILE_PX] = cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def write_video(path: Path, faces: np.ndarray, seconds: float) -> Path:
+    """A real video file (MJPG AVI) of the faces drifting a few pixels, ``seconds`` long."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), VIDEO_FPS, VIDEO_SIZE)
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    for i in range(int(seconds * VIDEO_FPS)):
+        writer.write(gallery_image(faces, shift=(i % 10) - 5))
+    writer.release()
+    return path
+
+
+@pytest.fixture()
+def face_video(tmp_path: Path, detectable_faces: np.ndarray) -> Path:
+    """An 8-second video of three real FER faces."""
+    return write_video(tmp_path / "class.avi", detectable_faces[:3], 8.0)
+
+
+@pytest.fixture()
+def short_video(tmp_path: Path, detectable_faces: np.ndarray) -> Path:
+    """A 2-second video of two real FER faces, for a source that ends."""
+    return write_video(tmp_path / "short.avi", detectable_faces[:2], 2.0)
+
+
+@pytest.fixture()
+def xvfb_display() -> Iterator[str]:
+    """A real X server (Xvfb) of its own; yields its DISPLAY."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    number = 90 + os.getpid() % 100
+    display = f":{number}"
+    process = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    deadline = time.monotonic() + 10
+    while not socket.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not socket.exists():
+        process.kill()
+        pytest.fail(f"Xvfb {display} did not start")
+    try:
+        yield display
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+SHOW_IMAGE_SCRIPT = """
+import sys, tkinter
+root = tkinter.Tk()
+root.overrideredirect(True)
+root.geometry("+{x}+{y}")
+photo = tkinter.PhotoImage(file=sys.argv[1])
+tkinter.Label(root, image=photo, borderwidth=0, highlightthickness=0).pack()
+root.update()
+print("shown", flush=True)
+root.mainloop()
+"""
+
+
+@pytest.fixture()
+def show_on_x(xvfb_display: str, tmp_path: Path) -> Iterator[object]:
+    """Show a picture in a borderless window at (x, y) of the Xvfb screen, in another process."""
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        pytest.skip("tkinter (python3-tk) is needed to show a window on Xvfb")
+    processes: list[subprocess.Popen[str]] = []
+
+    def show(image: np.ndarray, x: int, y: int) -> None:
+        png = tmp_path / f"shown{len(processes)}.png"
+        cv2.imwrite(str(png), image)
+        env = {**os.environ, "DISPLAY": xvfb_display}
+        process = subprocess.Popen([sys.executable, "-c", SHOW_IMAGE_SCRIPT.format(x=x, y=y), str(png)],
+                                   env=env, stdout=subprocess.PIPE, text=True)
+        processes.append(process)
+        assert process.stdout is not None and process.stdout.readline().strip() == "shown"
+
+    try:
+        yield show
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)

@@ -1,0 +1,125 @@
+"""A live session in the window on a real video of real FER faces: timelines, CSV, rename, stop, close."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ui_helpers import SESSION_TIMEOUT_MS, make_window, read_rows
+
+from fermonitor.core.session import CSV_COLUMNS, session_json_path
+from fermonitor.ui.main_window import class_png_path
+
+
+def test_main_window_builds_with_its_feature_widgets(qtbot: object, tmp_path: Path, ui_checkpoint: Path) -> None:
+    window = make_window(qtbot, tmp_path, "video:lecture.mp4", ui_checkpoint)
+    assert window.controls.start_action.isEnabled()
+    assert not window.controls.stop_action.isEnabled()
+    assert "video:lecture.mp4" in window.controls.source_label.text()
+    assert window.status.state_label.text().endswith("Not analysing")
+    assert window.message() == ""  # the model file given exists
+    assert window.timeline.rows == {}
+
+
+def test_a_session_fills_timelines_and_csv_and_a_rename_reaches_the_csv(
+        qtbot: object, tmp_path: Path, ui_checkpoint: Path, face_video: Path) -> None:
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint, show_summary=True)
+    csv_path = tmp_path / "out" / "session.csv"
+    csv_path.parent.mkdir()
+    assert window.start_session(csv_path)
+    assert "Analysing" in window.status.state_label.text() or window.status.state == "loading"
+    qtbot.waitUntil(lambda: len(window.store) >= 4 and len(window.store.person_ids()) >= 2,
+                    timeout=SESSION_TIMEOUT_MS)
+    assert window.status.state == "analysing"
+    assert window.video_view.shown_frame_index is not None
+    first = window.store.person_ids()[0]
+    window.timeline.refresh(window.store, force=True)
+    window.timeline.rename_person(first, "Ada")
+    assert window.timeline.rows[first].name_label.text() == "Ada"
+    steps_at_rename = len(window.store)
+    qtbot.waitUntil(lambda: len(window.store) >= steps_at_rename + 3, timeout=SESSION_TIMEOUT_MS)
+
+    assert window.stop_session()
+    assert not window.controller.threads_running()
+    assert window.status.state == "stopped"
+
+    header, rows = read_rows(csv_path)
+    assert tuple(header) == CSV_COLUMNS
+    assert len({row["person_id"] for row in rows}) >= 2
+    named = [row for row in rows if row["person_id"] == str(first)]
+    assert named[0]["person_name"] == ""
+    assert named[-1]["person_name"] == "Ada"
+    described = json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))
+    assert described["end"]
+
+    row = window.timeline.rows[first]
+    assert row.shown_points >= 4
+    xs, ys = row.expression_curves[0].getData()
+    assert xs is not None and len(xs) == row.shown_points
+    _, shares = window.timeline.class_expression_curves[0].getData()
+    assert shares is not None and len(shares) == len(window.store)
+    assert class_png_path(csv_path).stat().st_size > 1000
+    assert window.summary_dialog is not None and window.summary_dialog.isVisible()
+    table = window.summary_dialog.table
+    names = {table.item(r, 0).text() for r in range(table.rowCount())}
+    assert "Ada" in names
+
+
+def test_pause_stops_writing_and_resume_continues(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                                  face_video: Path) -> None:
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
+    assert window.start_session(tmp_path / "paused.csv")
+    qtbot.waitUntil(lambda: len(window.store) >= 2, timeout=SESSION_TIMEOUT_MS)
+    window.controls.pause_action.trigger()
+    assert window.status.state == "paused"
+    qtbot.wait(300)  # let a result already on its way arrive
+    steps = len(window.store)
+    qtbot.wait(1000)
+    assert len(window.store) == steps
+    window.controls.pause_action.trigger()
+    assert window.status.state == "analysing"
+    qtbot.waitUntil(lambda: len(window.store) > steps, timeout=SESSION_TIMEOUT_MS)
+    assert window.stop_session()
+
+
+def test_hide_show_and_enlarge_a_person(qtbot: object, tmp_path: Path, ui_checkpoint: Path, face_video: Path) -> None:
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
+    assert window.start_session(tmp_path / "rows.csv")
+    qtbot.waitUntil(lambda: len(window.store.person_ids()) >= 2, timeout=SESSION_TIMEOUT_MS)
+    assert window.stop_session()
+    timeline = window.timeline
+    timeline.refresh(window.store, force=True)
+    pid = window.store.person_ids()[0]
+    row = timeline.rows[pid]
+    height = row.height()
+    timeline.on_row_clicked(pid)
+    assert row.enlarged and row.maximumHeight() > height
+    timeline.set_person_visible(pid, False)
+    assert row.isHidden() and pid not in timeline.visible_people()
+    timeline.set_person_visible(pid, True)
+    assert not row.isHidden()
+
+
+def test_closing_the_window_joins_every_thread(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                               face_video: Path) -> None:
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
+    csv_path = tmp_path / "closed.csv"
+    assert window.start_session(csv_path)
+    qtbot.waitUntil(lambda: len(window.store) >= 1, timeout=SESSION_TIMEOUT_MS)
+    threads = list(window.controller.threads)
+    assert threads and all(thread.isRunning() for thread in threads)
+    window.close()
+    assert not any(thread.isRunning() for thread in threads)
+    assert csv_path.read_text(encoding="utf-8").startswith("timestamp,")
+    assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
+
+
+@pytest.mark.parametrize("bad_source", ["video:", "nonsense"])
+def test_a_malformed_source_is_shown_and_nothing_starts(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                                        bad_source: str) -> None:
+    window = make_window(qtbot, tmp_path, bad_source, ui_checkpoint)
+    assert not window.start_session(tmp_path / "never.csv")
+    assert "source" in window.message()
+    assert not window.controller.running
+    assert not (tmp_path / "never.csv").exists()
