@@ -33,7 +33,7 @@ def read_summary(path: str | Path) -> dict[str, list[float]]:
         for line_no, row in enumerate(reader, start=2):
             if len(row) != len(header):
                 raise ValueError(f"{path}:{line_no}: expected {len(header)} fields, found {len(row)}")
-            for name, cell in zip(header, row):
+            for name, cell in zip(header, row, strict=True):
                 try:
                     columns[name].append(float(cell))
                 except ValueError as exc:

@@ -1,0 +1,82 @@
+"""python -m training evaluate: a checkpoint's official-protocol metrics and confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, load_checkpoint
+from fermonitor.core.device import pick_device
+from training.data import DataPaths, load_splits
+from training.engine import evaluate
+from training.train import DEFAULT_DATA_DIR
+
+log = logging.getLogger(__name__)
+
+SPLIT_NAMES = {"test": "FER2013Test (PrivateTest)", "valid": "FER2013Valid (PublicTest)"}
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Score a checkpoint on the official FER+ protocol", add_help=add_help)
+    p.add_argument("--checkpoint", type=Path, required=True, help="a fermonitor checkpoint (.pt)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="folder with fer2013.csv(.gz), fer2013new.csv and ferplus/")
+    p.add_argument("--split", default="test", choices=sorted(SPLIT_NAMES),
+                   help="test: label.csv of FER2013Test, majority rule (3,137 faces); valid: FER2013Valid (3,191)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--tta-flip", action="store_true", help="average the logits of each face and its mirror")
+    p.add_argument("--plot", type=Path, default=None, help="also write the confusion matrix as a PNG here")
+    p.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON here")
+    return p
+
+
+def format_report(metrics: dict, classes: tuple[str, ...], title: str) -> str:
+    """Accuracy, macro-F1, per-class recall and the confusion matrix as plain text."""
+    confusion = metrics["confusion"]
+    totals = [sum(row) for row in confusion]
+    lines = [title, f"faces:     {sum(totals):,}", f"accuracy:  {100 * metrics['accuracy']:.2f}%",
+             f"macro-F1:  {100 * metrics['macro_f1']:.2f}%", "", "per-class recall:"]
+    width = max(len(c) for c in classes)
+    for name, recall, total in zip(classes, metrics["recall"], totals, strict=True):
+        lines.append(f"  {name:<{width}}  {100 * recall:6.2f}%  ({total:,} faces)")
+    cell = max(width, max(len(str(v)) for row in confusion for v in row)) + 1
+    lines += ["", "confusion matrix (rows: true, columns: predicted):",
+              " " * (width + 2) + "".join(f"{c:>{cell}}" for c in classes)]
+    for name, row in zip(classes, confusion, strict=True):
+        lines.append(f"  {name:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)
+
+
+def main(args) -> dict:
+    """Evaluate ``args.checkpoint`` on the chosen split, print the report and return the metrics."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    model, meta = load_checkpoint(args.checkpoint)
+    if tuple(meta.classes[: len(FERPLUS_CLASSES)]) != FERPLUS_CLASSES:
+        raise ValueError(f"checkpoint {args.checkpoint} classes {meta.classes} do not start with the FER+ emotions "
+                         f"{FERPLUS_CLASSES}")
+    if meta.input_size != 48:
+        raise ValueError(f"checkpoint {args.checkpoint} expects {meta.input_size}px faces; FER+ faces are 48px")
+    split = load_splits(DataPaths.in_folder(args.data_dir))[args.split]
+    settings = SimpleNamespace(mean=meta.mean, std=meta.std, amp=False)
+    metrics = evaluate(model.to(device), split, settings, device, tta_flip=args.tta_flip)
+    title = (f"{args.checkpoint} ({meta.arch}) on {SPLIT_NAMES[args.split]}, official majority labels"
+             + (", flip TTA" if args.tta_flip else ""))
+    sys.stdout.write(format_report(metrics, FERPLUS_CLASSES, title) + "\n")
+    if args.plot is not None:
+        from training.plots import plot_confusion
+
+        plot_confusion(metrics["confusion"], FERPLUS_CLASSES, args.plot,
+                       title=f"{meta.arch} {args.split}: accuracy {100 * metrics['accuracy']:.2f}%")
+        log.info("confusion matrix written to %s", args.plot)
+    if args.json is not None:
+        args.json.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

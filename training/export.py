@@ -1,0 +1,140 @@
+"""python -m training export: the fp16 shipping checkpoint and a self-describing ONNX model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fermonitor.core.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from fermonitor.core.preprocess import normalise_faces
+from training.data import DataPaths, load_splits
+from training.train import DEFAULT_DATA_DIR
+
+log = logging.getLogger(__name__)
+
+ONNX_INPUT = "faces"
+ONNX_OUTPUT = "logits"
+ONNX_OPSET = 17
+# Largest |onnxruntime - torch| logit difference accepted on real faces.
+MAX_ABS_DIFF = 1e-4
+VERIFY_FACES = 64  # real FER+ test faces used to check the export
+HALF_BESIDE_ONNX = "beside-onnx"
+
+
+class ExportError(RuntimeError):
+    """An export that could not be written or does not reproduce the torch model."""
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Export a checkpoint for shipping (fp16 .pt and ONNX)", add_help=add_help)
+    p.add_argument("--checkpoint", type=Path, required=True, help="a fermonitor checkpoint (.pt)")
+    p.add_argument("--onnx", type=Path, required=True, help="where to write the ONNX model")
+    p.add_argument("--half", nargs="?", const=HALF_BESIDE_ONNX, default=None,
+                   help="also write the fp16 shipping checkpoint (metrics kept), at the path given or beside "
+                        "the ONNX file with .pt; the ONNX model is then exported from those fp16 weights")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="FER+ data for checking the export on real faces")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the onnxruntime check (not for shipping)")
+    return p
+
+
+def onnx_metadata(meta: ModelMeta) -> dict[str, str]:
+    """The checkpoint's self-description as ONNX metadata_props (strings; lists and dicts as JSON)."""
+    return {
+        "format": "fermonitor-onnx",
+        "arch": meta.arch,
+        "classes": json.dumps(list(meta.classes)),
+        "input_size": str(meta.input_size),
+        "mean": repr(float(meta.mean)),
+        "std": repr(float(meta.std)),
+        "crop_margin": repr(float(meta.crop_margin)),
+        "input_name": ONNX_INPUT,
+        "output_name": ONNX_OUTPUT,
+        "input_description": "float32 (N, 1, H, W): grey face / 255, minus mean, divided by std",
+        "metrics": json.dumps(meta.metrics),
+    }
+
+
+def export_onnx(model: nn.Module, meta: ModelMeta, path: str | Path) -> Path:
+    """Write ``model`` as ONNX: input ``faces`` float32 (N, 1, S, S) normalised, output ``logits``,
+    a dynamic batch axis, and the checkpoint's description in ``metadata_props``."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.float().eval().to(memory_format=torch.contiguous_format)
+    example = torch.zeros(2, 1, meta.input_size, meta.input_size)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.onnx.export(model, (example,), str(tmp), input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                      dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}},
+                      opset_version=ONNX_OPSET, dynamo=False)
+    proto = onnx.load(str(tmp))
+    del proto.metadata_props[:]
+    for key, value in onnx_metadata(meta).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata_props of an ONNX model as a dict."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {entry.key: entry.value for entry in proto.metadata_props}
+
+
+def max_onnx_difference(model: nn.Module, onnx_path: str | Path, faces: np.ndarray, mean: float, std: float) -> float:
+    """Largest absolute logit difference between onnxruntime and torch (fp32, CPU) on uint8 faces."""
+    import onnxruntime
+
+    x = normalise_faces(faces, mean, std)
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (ort_logits,) = session.run([ONNX_OUTPUT], {ONNX_INPUT: x})
+    with torch.inference_mode():
+        torch_logits = model.float().eval().cpu()(torch.from_numpy(x)).numpy()
+    if ort_logits.shape != torch_logits.shape:
+        raise ExportError(f"ONNX model {onnx_path} gives logits {ort_logits.shape}, torch gives {torch_logits.shape}")
+    return float(np.abs(ort_logits - torch_logits).max())
+
+
+def verification_faces(data_dir: Path, count: int = VERIFY_FACES) -> np.ndarray:
+    """The first ``count`` official test faces, uint8 (N, 48, 48)."""
+    return load_splits(DataPaths.in_folder(data_dir))["test"].images[:count]
+
+
+def main(args) -> dict:
+    """Write the ONNX model (and with --half the fp16 checkpoint first); check ONNX against torch."""
+    shipped, shipped_meta = load_checkpoint(args.checkpoint)
+    report: dict = {}
+    if args.half is not None:
+        half_path = args.onnx.with_suffix(".pt") if args.half == HALF_BESIDE_ONNX else Path(args.half)
+        if half_path.resolve() == args.checkpoint.resolve():
+            raise ExportError(f"--half {half_path} would overwrite the input checkpoint {args.checkpoint}")
+        half_path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(half_path, shipped, shipped_meta, half=True)
+        # Export from the fp16 weights the app ships, so both files hold the same numbers.
+        shipped, shipped_meta = load_checkpoint(half_path)
+        report.update(checkpoint=str(half_path), checkpoint_mb=round(half_path.stat().st_size / 1e6, 2))
+    export_onnx(shipped, shipped_meta, args.onnx)
+    report.update(onnx=str(args.onnx), onnx_mb=round(args.onnx.stat().st_size / 1e6, 2))
+    if args.verify:
+        faces = verification_faces(args.data_dir)
+        diff = max_onnx_difference(shipped, args.onnx, faces, shipped_meta.mean, shipped_meta.std)
+        report["max_abs_logit_diff"] = diff
+        report["faces_checked"] = len(faces)
+        if diff > MAX_ABS_DIFF:
+            raise ExportError(f"ONNX model {args.onnx} differs from torch by {diff:.2e} on FER+ faces "
+                              f"(limit {MAX_ABS_DIFF:.0e})")
+    log.info("export: %s", report)
+    return report
