@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 
+from fermonitor.core.classifier import Classifier
 from fermonitor.core.detection import FaceDetector
 from fermonitor.core.preprocess import FACE_SIZE_PX, preprocess_face
 from fermonitor.core.results import FaceObservation, Frame, FrameResult
@@ -18,15 +18,6 @@ from fermonitor.core.tracking import ProbabilitySmoother, Tracker
 log = logging.getLogger(__name__)
 
 INDICATORS: tuple[str, ...] = ("positive", "neutral", "negative", "absent")
-
-
-class Classifier(Protocol):
-    """What the pipeline needs from :class:`fermonitor.core.classifier.ExpressionClassifier`."""
-
-    @property
-    def classes(self) -> tuple[str, ...]: ...
-
-    def predict(self, faces: np.ndarray) -> np.ndarray: ...
 
 
 def check_indicator_mapping(classes: Sequence[str], settings: IndicatorSettings) -> None:
@@ -59,8 +50,8 @@ class Pipeline:
     Parameters
     ----------
     classifier
-        Anything with ``.classes`` and ``.predict(uint8 (N, S, S))``; S is its ``input_size``
-        attribute when present, else 48.
+        Either backend of :mod:`fermonitor.core.classifier` (``.classes``, ``.input_size``,
+        ``.predict(uint8 (N, S, S))``); without ``input_size`` faces are 48x48.
     detector
         A face detector from :func:`fermonitor.core.detection.create_detector`.
     settings

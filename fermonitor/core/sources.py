@@ -212,8 +212,9 @@ def _mss() -> Any:
     import mss
     import mss.exception
 
+    factory = getattr(mss, "MSS", None) or mss.mss  # mss >= 10.2 names the class; older ones a function
     try:
-        return mss.mss()
+        return factory()
     except mss.exception.ScreenShotError as exc:
         raise SourceError(f"the screen cannot be captured ({exc})") from exc
 

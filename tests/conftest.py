@@ -1,0 +1,151 @@
+"""Shared fixtures: real FER+ faces, a tiny random checkpoint, face videos and a real X server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+XVFB_SIZE = (1280, 720)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _log_to_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the CLI's log file out of the user's log folder."""
+    folder = tmp_path_factory.mktemp("logs")
+    previous = os.environ.get("FERMONITOR_LOG_DIR")
+    os.environ["FERMONITOR_LOG_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("FERMONITOR_LOG_DIR", None)
+    else:
+        os.environ["FERMONITOR_LOG_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def fer_faces() -> tuple[np.ndarray, np.ndarray]:
+    """Real FER+ test faces with their majority labels: uint8 (N, 48, 48), int64 (N,), N = 400.
+
+    PrivateTest rows (the official test split), in file order, dropped ones removed.
+    """
+    fer = DATA_DIR / "fer2013.csv.gz"
+    if not fer.is_file():
+        fer = DATA_DIR / "fer2013.csv"
+    votes_file = DATA_DIR / "fer2013new.csv"
+    if not fer.is_file() or not votes_file.is_file():
+        pytest.skip(f"FER2013/FER+ data not found in {DATA_DIR} (needs fer2013.csv[.gz] and fer2013new.csv)")
+    from training.data import majority_labels, read_fer2013, read_fer2013new
+
+    images, _, usage = read_fer2013(fer)
+    votes, _, _ = read_fer2013new(votes_file)
+    labels = majority_labels(votes)
+    rows = np.flatnonzero((usage == "PrivateTest") & (labels >= 0))[:400]
+    return images[rows].copy(), labels[rows].astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised vgg19 checkpoint with the FER+ classes."""
+    import torch
+
+    from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, save_checkpoint
+    from fermonitor.core.models import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny_vgg19.pt"
+    meta = ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES, metrics={"test_accuracy": 0.125},
+                     train_args={"note": "random weights for tests"})
+    save_checkpoint(path, build_model("vgg19", num_classes=len(FERPLUS_CLASSES)), meta)
+    return path
+
+
+def place_faces(canvas: np.ndarray, faces: np.ndarray, positions: list[tuple[int, int]], side: int) -> None:
+    """Paste grey 48x48 faces, upscaled to ``side`` pixels, at top-left ``positions`` of a BGR canvas."""
+    for face, (x, y) in zip(faces, positions, strict=True):
+        big = cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR)
+        canvas[y:y + side, x:x + side] = big[:, :, None]
+
+
+FaceVideoFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def make_face_video(tmp_path: Path) -> FaceVideoFactory:
+    """A factory writing a small video (MJPG .avi) with FER faces that drift slowly.
+
+    ``make_face_video(faces, seconds=3.0, fps=10, size=(320, 240), side=96, name="faces.avi")``
+    places the faces in a row across the frame on a plain grey background.
+    """
+
+    def make(faces: np.ndarray, seconds: float = 3.0, fps: float = 10.0, size: tuple[int, int] = (320, 240),
+             side: int = 96, name: str = "faces.avi") -> Path:
+        width, height = size
+        path = tmp_path / name
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+        assert writer.isOpened(), "OpenCV cannot write MJPG videos here"
+        gap = (width - len(faces) * side) // (len(faces) + 1)
+        assert gap >= 0, f"{len(faces)} faces of {side} px do not fit in {width} px"
+        for i in range(int(round(seconds * fps))):
+            canvas = np.full((height, width, 3), 120, np.uint8)
+            drift = int(round(4 * np.sin(i / fps)))  # a little motion, as a seated person makes
+            positions = [(gap + k * (side + gap) + drift, (height - side) // 2) for k in range(len(faces))]
+            place_faces(canvas, faces, positions, side)
+            writer.write(canvas)
+        writer.release()
+        return path
+
+    return make
+
+
+def _free_display() -> int:
+    for number in range(90, 200):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            return number
+    raise RuntimeError("no free X display number between :90 and :199")
+
+
+@pytest.fixture(scope="session")
+def xvfb_display() -> Iterator[str]:
+    """A real X server (Xvfb, 1280x720x24) for screen-capture tests; DISPLAY points to it."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb); screen capture needs a real X server")
+    number = _free_display()
+    display = f":{number}"
+    process = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", f"{XVFB_SIZE[0]}x{XVFB_SIZE[1]}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    deadline = time.monotonic() + 15
+    while not socket.exists():
+        if process.poll() is not None:
+            error = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+            pytest.skip(f"Xvfb {display} did not start: {error.splitlines()[-1] if error else 'no message'}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.skip(f"Xvfb {display} did not come up within 15 s")
+        time.sleep(0.05)
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    try:
+        yield display
+    finally:
+        if previous is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = previous
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

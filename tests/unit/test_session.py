@@ -1,0 +1,102 @@
+"""Session CSV schema and round trip, the session JSON, unwritable paths."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta
+from fermonitor.core.results import FaceObservation, FrameResult
+from fermonitor.core.session import CSV_HEADER, SessionError, SessionWriter, session_json_path
+from fermonitor.core.settings import Settings, settings_to_dict
+
+EXPECTED_HEADER = ("timestamp,t_seconds,frame_index,person_id,person_name,x,y,w,h,neutral,happiness,surprise,"
+                   "sadness,anger,disgust,fear,contempt,top_expression,top_probability,indicator")
+META = ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES, metrics={"test_accuracy": 0.87})
+WALL = datetime(2026, 3, 2, 10, 15, 30, 250000, tzinfo=timezone(timedelta(hours=1)))
+
+
+def observation(pid: int, happiness: float) -> FaceObservation:
+    probs = [0.0] * 8
+    probs[1] = happiness
+    probs[0] = 1.0 - happiness
+    top = "happiness" if happiness >= 0.5 else "neutral"
+    return FaceObservation(pid, (10 * pid, 20, 64, 72), tuple(probs), top, max(happiness, 1 - happiness),
+                           "positive" if top == "happiness" else "neutral")
+
+
+def test_header_is_exact() -> None:
+    assert CSV_HEADER == EXPECTED_HEADER
+
+
+def test_rows_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "lecture.csv"
+    with SessionWriter(path, "video:lecture.mp4", META, Settings()) as writer:
+        writer.write(FrameResult(12, 6.0, WALL, (640, 480), (observation(1, 0.123456), observation(2, 0.9))),
+                     names={2: "Ada, L."})
+        # A step where person 2 is absent writes a row for person 1 only.
+        writer.write(FrameResult(13, 6.5, WALL + timedelta(seconds=0.5), (640, 480), (observation(1, 0.6),),
+                                 absent_ids=(2,)))
+        writer.write(FrameResult(14, 7.0, WALL, (640, 480), ()))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == EXPECTED_HEADER
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3
+    first, second, third = rows
+    assert first["timestamp"] == "2026-03-02T10:15:30.250+01:00"
+    assert datetime.fromisoformat(first["timestamp"]) == WALL
+    assert (first["t_seconds"], first["frame_index"], first["person_id"], first["person_name"]) == ("6.000", "12", "1", "")
+    assert (first["x"], first["y"], first["w"], first["h"]) == ("10", "20", "64", "72")
+    assert first["happiness"] == "0.1235" and first["neutral"] == "0.8765" and first["contempt"] == "0.0000"
+    assert (first["top_expression"], first["top_probability"], first["indicator"]) == ("neutral", "0.8765", "neutral")
+    assert second["person_name"] == "Ada, L." and second["indicator"] == "positive"
+    assert third["person_id"] == "1" and third["t_seconds"] == "6.500"
+    assert sum(float(first[c]) for c in FERPLUS_CLASSES) == pytest.approx(1.0, abs=1e-3)
+    assert writer.rows_written == 3 and writer.steps_written == 3
+
+
+def test_class_order_of_the_model_is_mapped_to_the_header(tmp_path: Path) -> None:
+    classes = tuple(reversed(FERPLUS_CLASSES))  # contempt first
+    probs = tuple(i / 28 for i in range(8))  # contempt 0, neutral 7/28
+    face = FaceObservation(1, (0, 0, 10, 10), probs, "neutral", 0.25, "neutral")
+    with SessionWriter(tmp_path / "s.csv", "webcam:0", None, Settings(), classes=classes) as writer:
+        writer.write(FrameResult(0, 0.0, WALL, (64, 64), (face,)))
+    with open(tmp_path / "s.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["neutral"] == "0.2500" and row["contempt"] == "0.0000"
+
+
+def test_session_json_beside_the_csv(tmp_path: Path) -> None:
+    path = tmp_path / "lecture.csv"
+    writer = SessionWriter(path, "region:0,0,640,480", META, Settings())
+    json_path = session_json_path(path)
+    assert json_path == tmp_path / "lecture.session.json"
+    during = json.loads(json_path.read_text())
+    assert during["end"] is None and during["source"] == "region:0,0,640,480"
+    writer.write(FrameResult(0, 0.0, WALL, (640, 480), (observation(1, 0.9),)), names={1: "Grace"})
+    writer.close()
+    writer.close()  # harmless
+    after = json.loads(json_path.read_text())
+    assert after["model"]["arch"] == "vgg19" and after["model"]["metrics"] == {"test_accuracy": 0.87}
+    assert after["settings"] == settings_to_dict(Settings())
+    assert datetime.fromisoformat(after["start"]) <= datetime.fromisoformat(after["end"])
+    assert after["rows"] == 1 and after["person_names"] == {"1": "Grace"}
+    with pytest.raises(SessionError, match="already closed"):
+        writer.write(FrameResult(1, 0.5, WALL, (640, 480), ()))
+
+
+def test_unwritable_paths_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SessionError, match=r"CSV file .*missing-folder/out\.csv cannot be written"):
+        SessionWriter(tmp_path / "missing-folder" / "out.csv", "webcam:0", None, Settings())
+    with pytest.raises(SessionError, match="cannot be written"):
+        SessionWriter(tmp_path, "webcam:0", None, Settings())
+
+
+def test_classes_other_than_ferplus_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs the FER\\+ classes"):
+        SessionWriter(tmp_path / "x.csv", "webcam:0", None, Settings(), classes=("happy", "sad"))

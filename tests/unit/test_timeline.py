@@ -1,0 +1,90 @@
+"""TimelineStore: per-person and class series, bounded memory, whole-session summary."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
+from fermonitor.core.pipeline import INDICATORS
+from fermonitor.core.results import FaceObservation, FrameResult
+from fermonitor.core.timeline import TimelineStore
+
+WALL = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+def face(pid: int, top: str, indicator: str, p: float = 0.7) -> FaceObservation:
+    probs = [(1 - p) / 7] * 8
+    probs[FERPLUS_CLASSES.index(top)] = p
+    return FaceObservation(pid, (10 * pid, 10, 50, 50), tuple(probs), top, p, indicator)
+
+
+def result(t: float, faces: list[FaceObservation], absent: tuple[int, ...] = ()) -> FrameResult:
+    return FrameResult(frame_index=int(t * 10), t_seconds=t, wall_time=WALL, frame_size=(640, 480),
+                       faces=tuple(faces), absent_ids=absent)
+
+
+def test_series_and_class_aggregate() -> None:
+    store = TimelineStore(FERPLUS_CLASSES)
+    store.append(result(0.0, [face(1, "happiness", "positive"), face(2, "anger", "negative")]))
+    store.append(result(0.5, [face(1, "neutral", "neutral")], absent=(2,)))
+    store.append(result(1.0, []))
+    assert store.person_ids() == [1, 2]
+    one = store.person_series(1)
+    np.testing.assert_allclose(one.t, [0.0, 0.5])
+    assert one.probabilities.shape == (2, 8)
+    assert [INDICATORS[i] for i in one.indicator] == ["positive", "neutral"]
+    two = store.person_series(2)
+    assert [INDICATORS[i] for i in two.indicator] == ["negative", "absent"]
+    assert np.isnan(two.probabilities[1]).all()
+    cls = store.class_series()
+    np.testing.assert_allclose(cls.t, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(cls.faces_visible, [2, 1, 0])
+    happiness, anger, neutral = (FERPLUS_CLASSES.index(c) for c in ("happiness", "anger", "neutral"))
+    assert cls.expression_shares[0, happiness] == 0.5 and cls.expression_shares[0, anger] == 0.5
+    assert cls.expression_shares[1, neutral] == 1.0
+    np.testing.assert_allclose(cls.indicator_shares[0], [0.5, 0.0, 0.5, 0.0])
+    np.testing.assert_allclose(cls.indicator_shares[1], [0.0, 0.5, 0.0, 0.5])
+    np.testing.assert_allclose(cls.indicator_shares[2], 0.0)
+    assert store.person_series(99).t.shape == (0,)
+
+
+def test_summary_covers_the_whole_session() -> None:
+    store = TimelineStore(FERPLUS_CLASSES, max_points=3)
+    for i in range(10):
+        store.append(result(i * 0.5, [face(1, "happiness" if i < 6 else "sadness", "positive" if i < 6 else "negative")],
+                            absent=(2,) if i >= 8 else ()))
+    summary = store.summary()
+    assert summary[1].steps_seen == 10 and summary[1].first_t == 0.0 and summary[1].last_t == 4.5
+    assert summary[1].top_expression_shares["happiness"] == pytest.approx(0.6)
+    assert summary[1].indicator_shares == pytest.approx({"positive": 0.6, "neutral": 0.0, "negative": 0.4, "absent": 0.0})
+    assert summary[1].mean_probabilities["happiness"] == pytest.approx(0.6 * 0.7 + 0.4 * 0.3 / 7)
+    assert summary[2].steps_seen == 0 and summary[2].steps_absent == 2
+    assert summary[2].indicator_shares["absent"] == 1.0
+    # The series themselves keep only the newest three steps.
+    np.testing.assert_allclose(store.person_series(1).t, [3.5, 4.0, 4.5])
+
+
+def test_memory_is_flat_over_a_long_session() -> None:
+    store = TimelineStore(FERPLUS_CLASSES, max_points=500)
+    people = [face(pid, "neutral", "neutral") for pid in range(1, 6)]
+    for i in range(600):
+        store.append(result(i * 0.5, people))
+    size_at_capacity = store.nbytes
+    for i in range(600, 3000):
+        store.append(result(i * 0.5, people))
+    assert store.nbytes == size_at_capacity
+    assert len(store) == 500
+    series = store.person_series(3)
+    assert len(series.t) == 500
+    np.testing.assert_allclose(series.t[[0, -1]], [2500 * 0.5, 2999 * 0.5])
+    assert np.all(np.diff(series.t) > 0)
+    rings = [store.person_series(pid) for pid in range(1, 6)]
+    assert all(len(r.t) == 500 for r in rings)
+
+
+def test_max_points_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_points 0"):
+        TimelineStore(FERPLUS_CLASSES, max_points=0)
