@@ -90,12 +90,15 @@ def make_optimizer(model: torch.nn.Module, args) -> torch.optim.Optimizer:
                            nesterov=args.nesterov and args.momentum > 0, weight_decay=args.weight_decay)
 
 
-def make_scheduler(optimizer, args, steps_per_epoch: int):
+def make_scheduler(optimizer, args, steps_per_epoch: int, steps_done: int = 0):
+    """A per-step schedule over ``args.epochs``; ``steps_done`` > 0 joins it part-way (a resumed run
+    whose epoch budget was changed), which needs the optimizer state of a run that had a schedule."""
     total = args.epochs * steps_per_epoch
     if args.sched == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.15)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.15,
+                                                   last_epoch=steps_done - 1)
     if args.sched == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, last_epoch=steps_done - 1)
     return None
 
 
@@ -155,9 +158,15 @@ def main(args) -> dict:
         state = torch.load(last_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_acc = int(state["epoch"]) + 1, float(state["best_valid_acc"])
+        if scheduler is not None:
+            saved_total = state["scheduler"].get("total_steps", state["scheduler"].get("T_max"))
+            if saved_total == args.epochs * steps_per_epoch:
+                scheduler.load_state_dict(state["scheduler"])
+            else:  # the epoch budget changed: follow the new schedule from where the run stands
+                scheduler = make_scheduler(optimizer, args, steps_per_epoch, start_epoch * steps_per_epoch)
+                log.info("epoch budget changed to %d: schedule rebuilt at step %d", args.epochs,
+                         start_epoch * steps_per_epoch)
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
     (args.output_dir / "args.json").write_text(json.dumps(args_dict(args), indent=2) + "\n")
     summary_path = args.output_dir / "summary.csv"
