@@ -69,7 +69,7 @@ def ico_bytes(master: np.ndarray) -> bytes:
     header = struct.pack("<HHH", 0, 1, len(pngs))
     offset = 6 + 16 * len(pngs)
     entries = b""
-    for side, png in zip(ICO_SIDES_PX, pngs):
+    for side, png in zip(ICO_SIDES_PX, pngs, strict=True):
         entries += struct.pack("<BBBBHHII", side % 256, side % 256, 0, 0, 1, 32, len(png), offset)
         offset += len(png)
     return header + entries + b"".join(pngs)
