@@ -1,0 +1,143 @@
+"""Shared helpers of the benchmark scripts: real FER+ faces, synthetic galleries, RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
+
+GALLERY_SIZE_PX = (1280, 720)  # width, height: a 720p video-call window
+GALLERY_GRID = (5, 5)  # columns, rows: 25 tiles
+FACE_SIDE_PX = 96  # a 48x48 FER face upscaled 2x, about a face's size in a 5x5 720p gallery tile
+BACKGROUND_BGR = (58, 62, 66)  # the plain dark grey of a video-call tile
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """A synthetic gallery image and where each face was put: ``boxes[i]`` holds ``faces[i]``."""
+
+    image: np.ndarray  # BGR uint8 (H, W, 3)
+    boxes: list[tuple[int, int, int, int]]  # x, y, w, h of each placed face
+
+
+def make_gallery(faces: np.ndarray, face_side_px: int = FACE_SIDE_PX,
+                 size: tuple[int, int] = GALLERY_SIZE_PX, grid: tuple[int, int] = GALLERY_GRID) -> Gallery:
+    """Place up to columns x rows grey faces (N, 48, 48), upscaled, one per tile, centred."""
+    columns, rows = grid
+    width, height = size
+    if len(faces) > columns * rows:
+        raise ValueError(f"{len(faces)} faces do not fit a {columns}x{rows} gallery")
+    tile_w, tile_h = width // columns, height // rows
+    if face_side_px > min(tile_w, tile_h):
+        raise ValueError(f"face side {face_side_px} px does not fit a {tile_w}x{tile_h} px tile")
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = BACKGROUND_BGR
+    boxes = []
+    for i, face in enumerate(faces):
+        col, row = i % columns, i // columns
+        x = col * tile_w + (tile_w - face_side_px) // 2
+        y = row * tile_h + (tile_h - face_side_px) // 2
+        big = cv2.resize(face, (face_side_px, face_side_px), interpolation=cv2.INTER_CUBIC)
+        image[y : y + face_side_px, x : x + face_side_px] = big[:, :, None]
+        boxes.append((x, y, face_side_px, face_side_px))
+    return Gallery(image, boxes)
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union else 0.0
+
+
+def match_boxes(truth: list[tuple[int, int, int, int]], found: list[tuple[int, int, int, int]],
+                min_iou: float) -> list[int | None]:
+    """For each true box, the index of the found box matched to it (greedy by IoU), or None."""
+    pairs = sorted(((iou(t, f), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found)), reverse=True)
+    matched: list[int | None] = [None] * len(truth)
+    used: set[int] = set()
+    for score, ti, fi in pairs:
+        if score < min_iou:
+            break
+        if matched[ti] is None and fi not in used:
+            matched[ti] = fi
+            used.add(fi)
+    return matched
+
+
+def ferplus_splits() -> dict:
+    """The official FER+ splits (majority labels from the FERPlus label.csv files)."""
+    from training.data import DataPaths, load_splits
+
+    if not DATA_DIR.is_dir():
+        raise SystemExit(f"FER+ data not found at {DATA_DIR} (see training/README.md)")
+    return load_splits(DataPaths.in_folder(DATA_DIR))
+
+
+def model_path(checkpoint: str | None) -> tuple[Path, str]:
+    """The checkpoint to measure and a description: the given one, the shipped one, or a random VGG19.
+
+    A random model times like a trained one (speed does not depend on the weights), but its
+    accuracy and its precision agreement mean nothing.
+    """
+    from fermonitor.core.resources import default_model_path
+
+    if checkpoint is not None:
+        return Path(checkpoint), f"checkpoint {checkpoint}"
+    shipped = default_model_path()
+    if shipped.is_file():
+        return shipped, f"shipped model {shipped.relative_to(REPO_ROOT)}"
+    import torch
+
+    from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, save_checkpoint
+    from fermonitor.core.models import build_model
+
+    torch.manual_seed(0)
+    path = Path(tempfile.mkdtemp(prefix="fermonitor-bench-")) / "random_vgg19.pt"
+    save_checkpoint(path, build_model("vgg19"), ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES))
+    return path, "a RANDOM untrained VGG19 (no shipped model yet): timings hold, accuracies do not"
+
+
+def machine_description() -> str:
+    """CPU model, cores, load and library versions: what the figures were measured on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return (f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} with "
+            f"{torch.get_num_threads()} threads, OpenCV {cv2.__version__}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.machine()}; load average at start {load}; "
+            f"process niceness {os.nice(0) if hasattr(os, 'nice') else 'n/a'}")
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace (or append) the section ``name`` of benchmarks/RESULTS.md, keeping the others."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+    block = f"{start}\n_Written by `benchmarks/{name}.py` on {stamp}._\n\n{markdown.strip()}\n{end}"
+    text = RESULTS_PATH.read_text() if RESULTS_PATH.is_file() else (
+        "# Benchmark results\n\nFigures printed by the scripts in benchmarks/; each section is rewritten by "
+        "its script (`make bench` runs them all).\n")
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS_PATH.write_text(text)
