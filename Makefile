@@ -7,12 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+PACKAGE_STAMP := $(VENV)/.installed-package
 # The torch release that lies on this project's Linux x86_64 / Python 3.11 machines; elsewhere
 # pip resolves torch from pyproject.toml's dependencies.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench xvfb clean-venv
+.PHONY: run test lint bench xvfb clean-venv package smoke
 
 run: $(RUN_STAMP)
 	$(BIN)/fermonitor
@@ -31,6 +32,13 @@ bench: $(DEV_STAMP)
 	nice -n 19 $(BIN)/python benchmarks/precision_agreement.py
 	nice -n 19 $(BIN)/python benchmarks/gallery_eval.py
 
+# Standalone executable (packaging/fermonitor.spec): dist/fermonitor/, then its smoke test.
+package: $(PACKAGE_STAMP)
+	nice -n 19 $(BIN)/pyinstaller --noconfirm --clean --distpath dist --workpath build packaging/fermonitor.spec
+
+smoke: package
+	$(BIN)/python packaging/smoke_test.py
+
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("fermonitor needs Python >= 3.10, $(PYTHON) is " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +55,10 @@ $(VENV)/.installed-torch: $(BIN)/python
 
 $(RUN_STAMP): pyproject.toml $(VENV)/.installed-torch
 	$(BIN)/pip install -e .
+	touch $@
+
+$(PACKAGE_STAMP): pyproject.toml $(VENV)/.installed-torch
+	$(BIN)/pip install -e '.[package]'
 	touch $@
 
 $(DEV_STAMP): pyproject.toml $(VENV)/.installed-torch
