@@ -1,0 +1,142 @@
+"""FER2013 / FER+ loading, label modes, the official counts and malformed-row errors."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from training_helpers import DATA_DIR, ROWS_PER_USAGE, need_data
+
+from training.data import (
+    FERPLUS_FOLDERS,
+    DataFormatError,
+    DataPaths,
+    load_splits,
+    majority_labels,
+    make_split,
+    read_fer2013,
+    read_fer2013new,
+    read_ferplus_labels,
+    vote_distribution,
+)
+
+
+def test_read_fer2013_decodes_the_cut_rows(small_data: Path) -> None:
+    images, emotion, usage = read_fer2013(small_data / "fer2013.csv", use_cache=False)
+    assert images.shape == (sum(ROWS_PER_USAGE.values()), 48, 48) and images.dtype == np.uint8
+    with open(small_data / "fer2013.csv", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    for i in (0, 47, 48, len(rows) - 1):
+        assert images[i].ravel().tolist() == [int(v) for v in rows[i][1].split()]
+        assert emotion[i] == int(rows[i][0]) and usage[i] == rows[i][2]
+    assert [int((usage == u).sum()) for u in ROWS_PER_USAGE] == list(ROWS_PER_USAGE.values())
+
+
+def test_label_files_map_names_to_rows_of_their_usage(small_data: Path) -> None:
+    votes_new, usages, names = read_fer2013new(small_data / "fer2013new.csv")
+    per_usage = read_ferplus_labels(small_data / "ferplus", small_data / "fer2013new.csv")
+    for usage, folder in FERPLUS_FOLDERS.items():
+        rows, votes = per_usage[usage]
+        with open(small_data / "ferplus" / folder / "label.csv", newline="") as handle:
+            lines = list(csv.reader(handle))
+        assert len(rows) == len(lines) > 0
+        assert all(usages[r] == usage for r in rows)
+        assert [names[r] for r in rows] == [line[0] for line in lines]
+        assert votes.tolist() == [[int(v) for v in line[2:]] for line in lines]
+        assert votes_new.shape[1] == votes.shape[1] == 10
+
+
+def test_majority_rule_on_hand_made_votes() -> None:
+    votes = np.array([
+        [6, 2, 1, 1, 0, 0, 0, 0, 0, 0],  # single votes dropped: 6 of 8 -> neutral
+        [4, 4, 0, 0, 0, 0, 0, 0, 2, 0],  # no class above half -> dropped
+        [0, 0, 0, 0, 0, 0, 0, 0, 7, 3],  # unknown wins -> dropped
+        [1, 1, 1, 1, 1, 1, 1, 3, 0, 0],  # only contempt survives the single-vote cut
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # not a face
+    ])
+    assert majority_labels(votes).tolist() == [0, -1, -1, 7, -1]
+    dist = vote_distribution(votes)
+    assert np.allclose(dist[0], [0.75, 0.25, 0, 0, 0, 0, 0, 0])
+    assert np.allclose(dist[4], 0.0)
+
+
+def test_label_modes_on_real_rows(small_data: Path, isolated_cache: Path) -> None:
+    paths = DataPaths.in_folder(small_data)
+    images, _, _ = read_fer2013(paths.fer2013)
+    rows, votes = read_ferplus_labels(paths.ferplus, paths.fer2013new)["Training"]
+    majority = make_split(images, rows, votes, "majority")
+    probability = make_split(images, rows, votes, "probability")
+    argmax10 = make_split(images, rows, votes, "argmax10")
+    soft = make_split(images, rows, votes, "majority", soft=True)
+    assert len(argmax10) == len(rows) and argmax10.targets.shape[1] == 10
+    assert 0 < len(majority) < len(argmax10) and len(majority) <= len(probability) <= len(argmax10)
+    assert set(majority.rows) <= set(probability.rows)
+    assert np.allclose(majority.targets.sum(1), 1) and np.allclose(probability.targets.sum(1), 1)
+    assert (majority.targets.argmax(1) == majority.labels).all()
+    assert (soft.labels == majority.labels).all() and (soft.targets.max(1) < 1).any()
+    assert (argmax10.labels == votes.argmax(1)).all()
+    assert np.array_equal(majority.images[0], images[majority.rows[0]])
+    with pytest.raises(ValueError, match="label mode 'vote'"):
+        make_split(images, rows, votes, "vote")
+
+
+def test_official_counts_on_the_full_files() -> None:
+    need_data()
+    splits = load_splits(DataPaths.in_folder(DATA_DIR))
+    assert {k: len(v) for k, v in splits.items()} == {"train": 25045, "valid": 3191, "test": 3137}
+
+
+def _copy(small_data: Path, target: Path) -> Path:
+    (target / "ferplus").mkdir(parents=True)
+    for name in ("fer2013.csv", "fer2013new.csv"):
+        (target / name).write_bytes((small_data / name).read_bytes())
+    for folder in FERPLUS_FOLDERS.values():
+        (target / "ferplus" / folder).mkdir()
+        (target / "ferplus" / folder / "label.csv").write_bytes((small_data / "ferplus" / folder / "label.csv").read_bytes())
+    return target
+
+
+def _edit_line(path: Path, line_no: int, edit) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines[line_no - 1] = edit(lines[line_no - 1])
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize(("line_no", "edit", "reason"), [
+    (3, lambda s: s.replace(" ", " 7 ", 1), "2305 pixel values, expected 2304"),
+    (4, lambda s: "9" + s[1:], "emotion '9' is not a label 0-6"),
+    (5, lambda s: s.replace("Training", "Train"), "Usage 'Train' is not one of"),
+    (6, lambda s: s.replace(" ", " x ", 1), "pixels are not whole numbers"),
+])
+def test_malformed_fer2013_row(small_data: Path, tmp_path: Path, line_no: int, edit, reason: str) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    _edit_line(data / "fer2013.csv", line_no, edit)
+    with pytest.raises(DataFormatError, match=re.escape(f"{data / 'fer2013.csv'}:{line_no}: {reason}")):
+        read_fer2013(data / "fer2013.csv", use_cache=False)
+
+
+@pytest.mark.parametrize(("line_no", "edit", "reason"), [
+    (2, lambda s: s.replace("Training", "Testing"), "Usage 'Testing' is not one of"),
+    (7, lambda s: s[: s.rindex(",")] + ",two\n", "a vote is not a whole number"),
+    (8, lambda s: s[: s.rindex(",")] + ",-1\n", "a vote count is negative"),
+    (9, lambda s: s[: s.rindex(",")] + "\n", "expected 12 fields, found 11"),
+])
+def test_malformed_vote_row(small_data: Path, tmp_path: Path, line_no: int, edit, reason: str) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    _edit_line(data / "fer2013new.csv", line_no, edit)
+    with pytest.raises(DataFormatError, match=re.escape(f"{data / 'fer2013new.csv'}:{line_no}: {reason}")):
+        read_fer2013new(data / "fer2013new.csv")
+
+
+def test_malformed_label_csv_row(small_data: Path, tmp_path: Path) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    label = data / "ferplus" / "FER2013Valid" / "label.csv"
+    _edit_line(label, 2, lambda s: s[: s.rindex(",")] + ",1.5\n")
+    with pytest.raises(DataFormatError, match=re.escape(f"{label}:2: a vote is not a whole number")):
+        read_ferplus_labels(data / "ferplus", data / "fer2013new.csv")
+    _edit_line(label, 2, lambda s: "fer9999999.png" + s[s.index(","):])
+    with pytest.raises(DataFormatError, match=re.escape(f"{label}:2: image 'fer9999999.png' is not named in")):
+        read_ferplus_labels(data / "ferplus", data / "fer2013new.csv")

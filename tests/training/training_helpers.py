@@ -1,0 +1,18 @@
+"""Constants and helpers shared by the training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+# Rows kept from the start of each Usage block of fer2013.csv / fer2013new.csv.
+ROWS_PER_USAGE = {"Training": 48, "PublicTest": 32, "PrivateTest": 32}
+FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+
+
+def need_data() -> None:
+    if not (DATA_DIR / "fer2013.csv.gz").is_file() or not (DATA_DIR / "ferplus").is_dir():
+        pytest.skip(f"real FER+ data not found in {DATA_DIR} (fer2013.csv.gz, fer2013new.csv, ferplus/)")
