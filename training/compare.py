@@ -25,12 +25,13 @@ log = logging.getLogger(__name__)
 
 # The original study's training recipe: torchvision models, 10 outputs (argmax of all vote
 # columns), SGD with momentum 0.5, batch 32, constant learning rate, no weight decay, no augmentation.
+# Precision is left to --amp auto: fp32 on CPUs without native bf16, fp16 AMP on CUDA.
 SEED_RECIPE = ["--label-mode", "argmax10", "--opt", "sgd", "--momentum", "0.5", "--batch-size", "32",
-               "--sched", "none", "--weight-decay", "0", "--amp", "off"]
+               "--sched", "none", "--weight-decay", "0"]
 # Our recipe for the 48x48 batch-norm models: the shipping run's (see training/README.md).
 ADAPTED_RECIPE = ["--label-mode", "majority", "--soft-targets", "--opt", "sgd", "--lr", "0.05", "--momentum", "0.9",
                   "--nesterov", "--weight-decay", "5e-4", "--sched", "onecycle", "--batch-size", "64",
-                  "--augment", "flip,crop", "--amp", "off"]
+                  "--augment", "flip,crop"]
 
 
 @dataclass(frozen=True)
