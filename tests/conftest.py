@@ -31,25 +31,39 @@ def _log_to_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["FERMONITOR_LOG_DIR"] = previous
 
 
+FER_FACES_WANTED = 400
+
+
 @pytest.fixture(scope="session")
 def fer_faces() -> tuple[np.ndarray, np.ndarray]:
-    """Real FER+ test faces with their majority labels: uint8 (N, 48, 48), int64 (N,), N = 400.
+    """Real FER+ faces with their majority labels: uint8 (N, 48, 48), int64 (N,), N = 400.
 
-    PrivateTest rows (the official test split), in file order, dropped ones removed.
+    The first rows of fer2013.csv(.gz) (Training usage) that keep a label under the FER+ majority
+    rule; only the start of the files is read, so this is quick.
     """
+    import csv
+    import gzip
+    import io
+    from itertools import islice
+
     fer = DATA_DIR / "fer2013.csv.gz"
     if not fer.is_file():
         fer = DATA_DIR / "fer2013.csv"
     votes_file = DATA_DIR / "fer2013new.csv"
     if not fer.is_file() or not votes_file.is_file():
         pytest.skip(f"FER2013/FER+ data not found in {DATA_DIR} (needs fer2013.csv[.gz] and fer2013new.csv)")
-    from training.data import majority_labels, read_fer2013, read_fer2013new
+    from training.data import majority_labels
 
-    images, _, usage = read_fer2013(fer)
-    votes, _, _ = read_fer2013new(votes_file)
+    rows_read = 2 * FER_FACES_WANTED
+    raw = gzip.open(fer, "rb") if fer.suffix == ".gz" else open(fer, "rb")
+    with io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
+        pixel_rows = [row[1] for row in islice(csv.reader(handle), 1, rows_read + 1)]
+    with open(votes_file, encoding="utf-8", newline="") as handle:
+        votes = np.array([[int(v) for v in row[2:]] for row in islice(csv.reader(handle), 1, rows_read + 1)])
     labels = majority_labels(votes)
-    rows = np.flatnonzero((usage == "PrivateTest") & (labels >= 0))[:400]
-    return images[rows].copy(), labels[rows].astype(np.int64)
+    keep = np.flatnonzero(labels >= 0)[:FER_FACES_WANTED]
+    images = np.stack([np.array(pixel_rows[i].split(), dtype=np.uint8).reshape(48, 48) for i in keep])
+    return images, labels[keep].astype(np.int64)
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +87,12 @@ def place_faces(canvas: np.ndarray, faces: np.ndarray, positions: list[tuple[int
     for face, (x, y) in zip(faces, positions, strict=True):
         big = cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR)
         canvas[y:y + side, x:x + side] = big[:, :, None]
+
+
+@pytest.fixture
+def paste_faces() -> Callable[[np.ndarray, np.ndarray, list[tuple[int, int]], int], None]:
+    """:func:`place_faces`, for tests that compose their own frames."""
+    return place_faces
 
 
 FaceVideoFactory = Callable[..., Path]

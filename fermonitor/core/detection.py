@@ -116,7 +116,10 @@ class HaarDetector:
         path = Path(cascade) if cascade is not None else cascade_path()
         if not path.is_file():
             raise DetectorError(f"Haar cascade file {path} is missing")
-        self._cascade = cv2.CascadeClassifier(str(path))
+        try:
+            self._cascade = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError) as exc:  # OpenCV reports a malformed file as an exception
+            raise DetectorError(f"Haar cascade file {path} cannot be loaded ({str(exc).strip().splitlines()[-1]})") from exc
         if self._cascade.empty():
             raise DetectorError(f"Haar cascade file {path} cannot be loaded")
         self.max_side_px = max_side_px

@@ -1,0 +1,146 @@
+"""The analysis step: tracking, one classifier batch per step, smoothing and the indicator mapping."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
+from fermonitor.core.classifier import load_classifier
+from fermonitor.core.pipeline import Pipeline, indicator_for
+from fermonitor.core.preprocess import preprocess_face
+from fermonitor.core.results import Frame
+from fermonitor.core.settings import IndicatorSettings, Settings, settings_from_dict
+
+
+class FixedBoxes:
+    """A detector that reports given boxes: isolates the pipeline from detection quality."""
+
+    name = "fixed"
+
+    def __init__(self, boxes: list[tuple[int, int, int, int]]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return list(self.boxes)
+
+
+class CountingClassifier:
+    """Wraps the real classifier and records every batch it is given."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.batches: list[np.ndarray] = []
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.inner.classes
+
+    @property
+    def input_size(self) -> int:
+        return self.inner.input_size
+
+    @property
+    def meta(self):
+        return self.inner.meta
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        self.batches.append(faces.copy())
+        return self.inner.predict(faces)
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_checkpoint: Path):
+    return load_classifier(tiny_checkpoint, device="cpu")
+
+
+def frame_with_faces(faces: np.ndarray, boxes: list[tuple[int, int, int, int]], t: float, index: int) -> Frame:
+    image = np.full((240, 320, 3), 120, np.uint8)
+    for face, (x, y, w, h) in zip(faces, boxes, strict=True):
+        image[y:y + h, x:x + w] = np.kron(face, np.ones((h // 48, w // 48), np.uint8))[:, :, None]
+    return Frame(image=image, t_seconds=t, index=index, wall_time=datetime.now().astimezone())
+
+
+def test_indicator_mapping_lives_in_settings() -> None:
+    probs = np.zeros(8)
+    probs[FERPLUS_CLASSES.index("surprise")] = 0.35
+    probs[FERPLUS_CLASSES.index("neutral")] = 0.4
+    probs[FERPLUS_CLASSES.index("fear")] = 0.25
+    default = IndicatorSettings()
+    assert indicator_for(probs, FERPLUS_CLASSES, default) == "neutral"
+    probs[FERPLUS_CLASSES.index("happiness")] = 0.1  # positive 0.45 now beats neutral 0.4
+    assert indicator_for(probs, FERPLUS_CLASSES, default) == "positive"
+    surprise_is_negative = dataclasses.replace(default, positive=("happiness",),
+                                               negative=(*default.negative, "surprise"))
+    assert indicator_for(probs, FERPLUS_CLASSES, surprise_is_negative) == "negative"
+
+
+def test_mapping_naming_a_class_the_model_lacks_is_refused(classifier) -> None:
+    settings = settings_from_dict({"indicator": {"positive": ["joy"]}})
+    with pytest.raises(ValueError, match=r"indicator\.positive names expression 'joy'"):
+        Pipeline(classifier, FixedBoxes([]), settings)
+
+
+def test_steps_track_batch_and_smooth(classifier, fer_faces) -> None:
+    images, _ = fer_faces
+    faces = images[:2]
+    boxes = [(40, 60, 96, 96), (184, 60, 96, 96)]
+    settings = Settings()
+    counting = CountingClassifier(classifier)
+    pipeline = Pipeline(counting, FixedBoxes(boxes), settings)
+    results = [pipeline.process(frame_with_faces(faces, boxes, 0.5 * i, 5 * i)) for i in range(4)]
+
+    assert results[0].faces == ()  # tentative until seen twice
+    assert [[f.person_id for f in r.faces] for r in results[1:]] == [[1, 2]] * 3
+    assert [len(b) for b in counting.batches] == [2, 2, 2]  # one batch per step with every face
+    margin = settings.analysis.crop_margin
+    frame = frame_with_faces(faces, boxes, 0.0, 0)
+    expected_crops = np.stack([preprocess_face(frame.image, box, margin) for box in boxes])
+    np.testing.assert_array_equal(counting.batches[0], expected_crops)
+
+    raw = classifier.predict(expected_crops).astype(np.float64)  # identical frames: identical raw output
+    for r in results[1:]:
+        for face, row in zip(r.faces, raw, strict=True):
+            np.testing.assert_allclose(face.probabilities, row, atol=1e-5)
+            assert face.top_expression == FERPLUS_CLASSES[int(np.argmax(row))]
+            assert face.top_probability == pytest.approx(float(row.max()), abs=1e-5)
+            assert face.indicator == indicator_for(row, FERPLUS_CLASSES, settings.indicator)
+    last = results[-1]
+    assert (last.frame_index, last.t_seconds, last.frame_size) == (15, 1.5, (320, 240))
+    assert last.faces[0].box == boxes[0]
+    assert last.latency_s >= 0
+
+
+def test_smoothing_follows_the_time_constant(classifier, fer_faces) -> None:
+    images, _ = fer_faces
+    box = [(100, 60, 96, 96)]
+    settings = settings_from_dict({"tracking": {"min_hits": 1}, "analysis": {"smoothing_tau_s": 2.0}})
+    pipeline = Pipeline(classifier, FixedBoxes(box), settings)
+    first = pipeline.process(frame_with_faces(images[:1], box, 0.0, 0))
+    second = pipeline.process(frame_with_faces(images[1:2], box, 1.0, 1))
+    frame_b = frame_with_faces(images[1:2], box, 1.0, 1)
+    raw_b = classifier.predict(preprocess_face(frame_b.image, box[0], settings.analysis.crop_margin)[None])[0]
+    alpha = 1 - math.exp(-1.0 / 2.0)
+    expected = np.asarray(first.faces[0].probabilities) + alpha * (raw_b - np.asarray(first.faces[0].probabilities))
+    np.testing.assert_allclose(second.faces[0].probabilities, expected, atol=1e-5)
+
+
+def test_absent_people_are_reported(classifier, fer_faces) -> None:
+    images, _ = fer_faces
+    boxes = [(100, 60, 96, 96)]
+    settings = settings_from_dict({"indicator": {"absent_after_s": 1.0}, "tracking": {"grace_s": 1.0}})
+    detector = FixedBoxes(boxes)
+    pipeline = Pipeline(classifier, detector, settings)
+    for i in range(3):
+        pipeline.process(frame_with_faces(images[:1], boxes, 0.5 * i, i))
+    detector.boxes = []
+    empty = [pipeline.process(frame_with_faces(images[:0], [], 1.0 + 0.5 * i, 3 + i)) for i in range(5)]
+    # Last seen at 1.0 s: absent from 2.0 s, ended after 3.0 s.
+    assert [r.absent_ids for r in empty] == [(), (), (1,), (1,), (1,)]
+    assert pipeline.process(frame_with_faces(images[:0], [], 3.5, 9)).absent_ids == ()
+    assert all(r.faces == () for r in empty)
