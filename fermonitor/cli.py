@@ -53,14 +53,13 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from fermonitor.core.settings import Settings, read_settings
 
     settings = read_settings(args.settings) if args.settings else Settings()
-    with tqdm(total=None, unit="s", desc="analysing", disable=args.no_progress, file=sys.stderr,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s video [{elapsed}<{remaining}]"
-              ) as bar:
+    # Progress in seconds of video; the total is known once the video is open.
+    with tqdm(total=None, unit="s video", desc="analysing", disable=args.no_progress, file=sys.stderr) as bar:
 
         def progress(t_seconds: float, duration_s: float) -> None:
-            if duration_s and bar.total != duration_s:
-                bar.total = duration_s
-            bar.n = min(t_seconds, duration_s) if duration_s else t_seconds
+            if duration_s and bar.total != round(duration_s, 1):
+                bar.total = round(duration_s, 1)
+            bar.n = round(min(t_seconds, duration_s) if duration_s else t_seconds, 1)
             bar.refresh()
 
         summary = analyze_video(args.video, args.csv, rate_hz=args.rate, detector=args.detector,

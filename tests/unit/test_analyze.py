@@ -1,0 +1,208 @@
+"""`fermonitor analyze`: a video with real faces into a CSV, error exits, SIGKILL leaves a valid CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fermonitor import cli
+from fermonitor.core import classifier as classifier_module
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
+from fermonitor.core.detection import create_detector
+from fermonitor.core.session import CSV_HEADER, session_json_path
+
+REPO = Path(__file__).resolve().parents[2]
+FIRST_ROWS_DEADLINE_S = 600  # the shared test machine can be slow to start a Python process
+
+
+@pytest.fixture(scope="module")
+def detectable_faces(fer_faces: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Two real faces the Haar cascade finds at 96 px on a plain background."""
+    images, _ = fer_faces
+    detector = create_detector("haar", min_face_px=48)
+    chosen = []
+    for face in images:
+        canvas = np.full((176, 176, 3), 120, np.uint8)
+        canvas[40:136, 40:136] = np.kron(face, np.ones((2, 2), np.uint8))[:, :, None]
+        if any(abs(x + w / 2 - 88) < 24 and abs(y + h / 2 - 88) < 24 for x, y, w, h in detector.detect(canvas)):
+            chosen.append(face)
+        if len(chosen) == 2:
+            return np.stack(chosen)
+    pytest.fail("fewer than two FER faces are found by the Haar cascade")
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def errors_of(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("fermonitor:")]
+
+
+def test_analyze_writes_rows_for_the_people_in_a_video(tmp_path: Path, make_face_video, detectable_faces,
+                                                       tiny_checkpoint: Path, capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=3.0, fps=10)
+    out = tmp_path / "session.csv"
+    status = cli.main(["analyze", str(video), "--csv", str(out), "--model", str(tiny_checkpoint),
+                       "--device", "cpu", "--rate", "2"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "written to" in captured.out
+    assert out.read_text().splitlines()[0] == CSV_HEADER
+    rows = read_rows(out)
+    # Steps at 0, 0.5, ..., 2.5 s of video time; people are confirmed at their second step.
+    assert {r["t_seconds"] for r in rows} <= {f"{0.5 * k:.3f}" for k in range(6)}
+    assert {r["frame_index"] for r in rows} <= {str(5 * k) for k in range(6)}
+    assert {r["person_id"] for r in rows} == {"1", "2"}
+    assert len(rows) >= 8  # 2 people x at least 4 of the 6 steps
+    for row in rows:
+        probs = [float(row[c]) for c in FERPLUS_CLASSES]
+        assert sum(probs) == pytest.approx(1.0, abs=2e-3)
+        assert row["indicator"] in {"positive", "neutral", "negative"}
+        assert int(row["w"]) > 60 and 0 <= int(row["x"]) < 320
+    # Person 1 is the left face.
+    left = [int(r["x"]) for r in rows if r["person_id"] == "1"]
+    right = [int(r["x"]) for r in rows if r["person_id"] == "2"]
+    assert max(left) < min(right)
+    described = json.loads(session_json_path(out).read_text())
+    assert described["source"] == f"video:{video}" and described["end"] is not None
+    assert described["model"]["arch"] == "vgg19" and described["settings"]["analysis"]["rate_hz"] == 2.0
+
+
+def test_a_video_that_breaks_part_way_ends_cleanly(tmp_path: Path, make_face_video, detectable_faces,
+                                                   tiny_checkpoint: Path) -> None:
+    from fermonitor.core.analyze import analyze_video
+
+    video = make_face_video(detectable_faces, seconds=4.0, fps=10)
+    broken = tmp_path / "broken.avi"
+    data = video.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "broken.csv"
+    seen: list[float] = []
+    summary = analyze_video(broken, out, rate_hz=2, device="cpu", model=tiny_checkpoint,
+                            progress=lambda t, total: seen.append(t))
+    rows = read_rows(out)
+    assert summary.rows == len(rows) > 0
+    assert max(float(r["t_seconds"]) for r in rows) < 3.5
+    assert seen == sorted(seen) and len(seen) == summary.steps
+    assert json.loads(session_json_path(out).read_text())["end"] is not None
+
+
+def test_unreadable_video(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
+    video = tmp_path / "lecture.mp4"
+    video.write_text("not a video")
+    out = tmp_path / "out.csv"
+    assert cli.main(["analyze", str(video), "--csv", str(out), "--model", str(tiny_checkpoint)]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: video {video} cannot be read (not a video OpenCV can decode)"]
+    assert not out.exists()
+
+
+def test_unwritable_csv(tmp_path: Path, make_face_video, detectable_faces, tiny_checkpoint: Path, capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    out = tmp_path / "no-such-folder" / "out.csv"
+    assert cli.main(["analyze", str(video), "--csv", str(out), "--model", str(tiny_checkpoint),
+                     "--device", "cpu"]) == 1
+    [line] = errors_of(capsys)
+    assert line.startswith(f"fermonitor: error: CSV file {out} cannot be written")
+
+
+def test_corrupt_and_pickled_models(tmp_path: Path, make_face_video, detectable_faces, capsys) -> None:
+    import argparse
+
+    import torch
+
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(os.urandom(2048))
+    assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "a.csv"), "--model", str(corrupt)]) == 1
+    [line] = errors_of(capsys)
+    assert line.startswith(f"fermonitor: error: model file {corrupt} is not a readable checkpoint")
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": "fermonitor-checkpoint", "payload": argparse.Namespace(run="os.system")}, pickled)
+    assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "b.csv"), "--model", str(pickled)]) == 1
+    [line] = errors_of(capsys)
+    assert line.startswith(f"fermonitor: error: model file {pickled} holds pickled objects and was rejected")
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
+
+
+def test_missing_model_says_how_to_get_one(tmp_path: Path, make_face_video, detectable_faces,
+                                           monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    monkeypatch.setattr(classifier_module, "default_model_path",
+                        lambda *args, **kwargs: tmp_path / "models" / "fermonitor_vgg19.pt")
+    assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "out.csv")]) == 1
+    [line] = errors_of(capsys)
+    assert "no expression model is installed" in line and "python -m training train" in line
+
+
+def test_bad_rate_and_detector(tmp_path: Path, make_face_video, detectable_faces, tiny_checkpoint: Path,
+                               capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--rate", "0"]) == 1
+    assert errors_of(capsys) == ["fermonitor: error: analysis rate 0.0 Hz must be a number above 0"]
+    assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--model", str(tiny_checkpoint),
+                     "--device", "cpu", "--detector", "yolo"]) == 1
+    assert errors_of(capsys) == ["fermonitor: error: unknown detector 'yolo'; available: haar"]
+
+
+def test_sigkill_mid_run_leaves_a_valid_csv(tmp_path: Path, make_face_video, detectable_faces,
+                                            tiny_checkpoint: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from fermonitor.core.checkpoint import load_checkpoint
+    from training.export import export_onnx
+
+    # The child runs the ONNX export: starting it does not pay for importing torch.
+    model, meta = load_checkpoint(tiny_checkpoint)
+    onnx_model = tmp_path / "tiny.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        export_onnx(model, meta, onnx_model)
+    video = make_face_video(detectable_faces, seconds=30.0, fps=10, name="long.avi")
+    out = tmp_path / "killed.csv"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fermonitor", "analyze", str(video), "--csv", str(out), "--model", str(onnx_model),
+         "--device", "cpu", "--rate", "10", "--no-progress"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + FIRST_ROWS_DEADLINE_S
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                pytest.fail(f"analyze ended before it was killed: {child.stderr.read().decode()[-500:]}")
+            if out.exists() and out.read_text(encoding="utf-8").count("\n") >= 5:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("analyze wrote no rows in time")
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    text = out.read_text(encoding="utf-8")
+    assert text.endswith("\n"), "the last line is cut short"
+    lines = text.splitlines()
+    assert lines[0] == CSV_HEADER
+    assert len(lines) >= 5
+    columns = CSV_HEADER.split(",")
+    for row in csv.reader(lines[1:]):
+        assert len(row) == len(columns)
+    rows = read_rows(out)
+    assert all(r["indicator"] in {"positive", "neutral", "negative"} for r in rows)
+    # Killed: the JSON is there, without an end.
+    assert json.loads(session_json_path(out).read_text())["end"] is None
