@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 import platformdirs
-from PySide6.QtCore import QMessageLogContext, QSettings, QtMsgType, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QMessageLogContext, QSettings, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from fermonitor import __version__
@@ -96,7 +96,7 @@ def create_window(args: argparse.Namespace) -> MainWindow:
 
 def run(args: argparse.Namespace) -> int:
     """Run the app until its window closes; returns the exit status."""
-    qInstallMessageHandler(qt_message_handler)
+    previous_handler = qInstallMessageHandler(qt_message_handler)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("fermonitor")
     app.setApplicationVersion(__version__)
@@ -119,4 +119,4 @@ def run(args: argparse.Namespace) -> int:
         return 1 if hook.count else int(status)
     finally:
         sys.excepthook = previous_hook
-        qInstallMessageHandler(None)
+        qInstallMessageHandler(previous_handler)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread, Signal, Slot
 
 from fermonitor.core.checkpoint import CheckpointError
 from fermonitor.core.classifier import MODEL_HELP, load_classifier
@@ -128,6 +128,8 @@ class SessionController(QObject):
             return
         self.paused = paused
         self.analysis_worker.set_paused(paused)
+        if paused:  # results emitted before the pause still reach the window, none after
+            QCoreApplication.sendPostedEvents(self, QEvent.Type.MetaCall)
         self.state_changed.emit("paused" if paused else "analysing")
 
     def rename(self, person_id: int, name: str) -> None:
@@ -149,6 +151,8 @@ class SessionController(QObject):
         if not self._end_reason:
             self._end_reason = "stopped"
         joined = self.join(timeout_ms)
+        # deliver results still queued from the workers, so the window holds every written row
+        QCoreApplication.sendPostedEvents(self, QEvent.Type.MetaCall)
         self._finish()
         return joined
 

@@ -291,10 +291,15 @@ class TimelineWidget(QWidget):
         return path
 
     def _apply_mode(self) -> None:
-        for curve in self.class_expression_curves:
-            curve.setVisible(self.mode == "expressions")
-        for curve in self.class_indicator_curves:
-            curve.setVisible(self.mode == "indicator")
+        legend = self.class_plot.getPlotItem().legend
+        legend.clear()
+        shown = zip(self.classes, self.class_expression_curves, strict=True) if self.mode == "expressions" \
+            else zip(INDICATORS, self.class_indicator_curves, strict=True)
+        for curve in (*self.class_expression_curves, *self.class_indicator_curves):
+            curve.setVisible(False)
+        for name, curve in shown:
+            curve.setVisible(True)
+            legend.addItem(curve, name)
         for row in self.rows.values():
             row.set_mode(self.mode)
         self._shown_steps = -1

@@ -133,6 +133,7 @@ class AnalysisWorker(QObject):
         self._interval_s = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self._stop = threading.Event()
         self._paused = threading.Event()
+        self._step_lock = threading.Lock()
         self._names_lock = threading.Lock()
         self._names: dict[int, str] = {}
         self.pipeline: Any = None
@@ -143,9 +144,14 @@ class AnalysisWorker(QObject):
         self._stop.set()
 
     def set_paused(self, paused: bool) -> None:
-        """While paused, frames are taken and thrown away: nothing is analysed or written."""
+        """While paused, frames are taken and thrown away: nothing is analysed or written.
+
+        Pausing waits for a step under way, so no result is emitted after this returns.
+        """
         if paused:
             self._paused.set()
+            with self._step_lock:  # a step already under way finishes before this returns
+                pass
         else:
             self._paused.clear()
 
@@ -213,10 +219,11 @@ class AnalysisWorker(QObject):
                 if self._slot.closed:
                     return
                 continue
-            if self._paused.is_set():
-                continue
-            next_due = max(next_due + self._interval_s, time.monotonic())
-            self.frame_processed.emit(self.step(frame, dropped))
+            with self._step_lock:
+                if self._paused.is_set():
+                    continue
+                next_due = max(next_due + self._interval_s, time.monotonic())
+                self.frame_processed.emit(self.step(frame, dropped))
 
 
 def start_worker(worker: CaptureWorker | AnalysisWorker, name: str) -> QThread:

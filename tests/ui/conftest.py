@@ -22,14 +22,13 @@ from torch import nn
 if not os.environ.get("FERMONITOR_TEST_REAL_SCREEN"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
+from ui_helpers import FACE_TILE_PX, write_video  # noqa: E402
+
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, save_checkpoint  # noqa: E402
 from fermonitor.core.models import list_models, register_model  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TINY_ARCH = "ui_test_tiny_cnn"
-FACE_TILE_PX = 150  # FER faces are upscaled to this size in test videos
-VIDEO_SIZE = (640, 360)
-VIDEO_FPS = 10
 # The offscreen platform cannot size windows to their hints and says so once per window.
 OFFSCREEN_QT_NOISE = r"This plugin does not support propagateSizeHints"
 
@@ -96,33 +95,10 @@ def detectable_faces() -> np.ndarray:
     return np.stack(chosen)
 
 
-def gallery_image(faces: np.ndarray, size: tuple[int, int] = VIDEO_SIZE, shift: int = 0) -> np.ndarray:
-    """A BGR picture with the faces upscaled side by side on a grey background."""
-    width, height = size
-    image = np.full((height, width, 3), 110, np.uint8)
-    gap = (width - len(faces) * FACE_TILE_PX) // (len(faces) + 1)
-    top = (height - FACE_TILE_PX) // 2
-    for i, face in enumerate(faces):
-        tile = cv2.resize(face, (FACE_TILE_PX, FACE_TILE_PX), interpolation=cv2.INTER_CUBIC)
-        left = gap + i * (FACE_TILE_PX + gap) + shift
-        image[top:top + FACE_TILE_PX, left:left + FACE_TILE_PX] = cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR)
-    return image
-
-
-def write_video(path: Path, faces: np.ndarray, seconds: float) -> Path:
-    """A real video file (MJPG AVI) of the faces drifting a few pixels, ``seconds`` long."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), VIDEO_FPS, VIDEO_SIZE)
-    assert writer.isOpened(), f"OpenCV cannot write {path}"
-    for i in range(int(seconds * VIDEO_FPS)):
-        writer.write(gallery_image(faces, shift=(i % 10) - 5))
-    writer.release()
-    return path
-
-
 @pytest.fixture()
 def face_video(tmp_path: Path, detectable_faces: np.ndarray) -> Path:
-    """An 8-second video of three real FER faces."""
-    return write_video(tmp_path / "class.avi", detectable_faces[:3], 8.0)
+    """A 20-second video of three real FER faces (tests stop it once they have what they need)."""
+    return write_video(tmp_path / "class.avi", detectable_faces[:3], 20.0)
 
 
 @pytest.fixture()

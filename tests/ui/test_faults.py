@@ -1,0 +1,126 @@
+"""Faults during a session: a clear message in the window, the CSV complete, the app still running."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ui_helpers import SESSION_TIMEOUT_MS, gallery_image, make_window, read_rows
+
+from fermonitor.core import resources
+from fermonitor.core.classifier import MODEL_HELP
+from fermonitor.core.results import Frame
+from fermonitor.core.session import session_json_path
+from fermonitor.core.sources import FrameSource, SourceError, list_source_kinds, register_source
+from fermonitor.core.timeline import ABSENT_CODE
+
+FAKE_KIND = "uitestcam"
+FRAMES_BEFORE_UNPLUG = 25
+
+
+class FakeCamera(FrameSource):
+    """Stands in for camera hardware that is not here: one that cannot open, or is unplugged
+    after a number of frames (it then fails the way the webcam source does)."""
+
+    faces: np.ndarray | None = None
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.description = f"{FAKE_KIND}:{behaviour}"
+        self._index = 0
+
+    def open(self) -> None:
+        if self.behaviour == "missing":
+            raise SourceError("no camera at index 7")
+
+    def read(self) -> Frame | None:
+        if self._index >= FRAMES_BEFORE_UNPLUG:
+            raise SourceError("camera at index 7 stopped delivering frames (unplugged or in use?)")
+        assert FakeCamera.faces is not None
+        frame = Frame(image=gallery_image(FakeCamera.faces), t_seconds=self._index / 10, index=self._index,
+                      wall_time=datetime.now().astimezone())
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._index = 0
+
+
+if FAKE_KIND not in list_source_kinds():
+    register_source(FAKE_KIND)(FakeCamera)
+
+
+@pytest.fixture()
+def fake_camera(detectable_faces: np.ndarray) -> type[FakeCamera]:
+    FakeCamera.faces = detectable_faces[:2]
+    return FakeCamera
+
+
+def test_a_video_that_ends_ends_the_session_cleanly(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                                    short_video: Path) -> None:
+    window = make_window(qtbot, tmp_path, f"video:{short_video}", ui_checkpoint)
+    csv_path = tmp_path / "short.csv"
+    assert window.start_session(csv_path)
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+    assert "The source ended" in window.message()
+    assert str(csv_path) in window.message()
+    assert not window.controller.threads_running()
+    _, rows = read_rows(csv_path)
+    assert rows, "a 2-second video of two faces gives rows"
+    assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
+    assert window.isVisible() and window.controls.start_action.isEnabled()
+    # the app keeps running: the same source can be analysed again
+    assert window.start_session(tmp_path / "again.csv")
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+
+
+def test_a_missing_model_is_named_with_how_to_get_one(qtbot: object, tmp_path: Path, short_video: Path) -> None:
+    missing = tmp_path / "nowhere.pt"
+    window = make_window(qtbot, tmp_path, f"video:{short_video}", missing)
+    assert "nowhere.pt does not exist" in window.message()
+    assert window.start_session(tmp_path / "no_model.csv")
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+    assert "nowhere.pt does not exist" in window.message()
+    assert MODEL_HELP in window.message()
+    assert not window.controller.threads_running()
+    assert not (tmp_path / "no_model.csv").exists()
+    assert window.isVisible() and window.controls.start_action.isEnabled()
+
+
+def test_no_installed_model_says_so_at_start(qtbot: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             short_video: Path) -> None:
+    monkeypatch.setattr(resources, "resources_dir", lambda: tmp_path / "resources")
+    window = make_window(qtbot, tmp_path, f"video:{short_video}", None)
+    assert "No expression model installed" in window.message()
+    assert MODEL_HELP in window.message()
+
+
+def test_a_camera_that_cannot_open(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                   fake_camera: type[FakeCamera]) -> None:
+    window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:missing", ui_checkpoint)
+    csv_path = tmp_path / "nocam.csv"
+    assert window.start_session(csv_path)
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+    assert "no camera at index 7" in window.message()
+    assert not window.controller.threads_running()
+    assert window.isVisible() and window.controls.start_action.isEnabled()
+
+
+def test_a_camera_unplugged_mid_session_keeps_every_row(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                                        fake_camera: type[FakeCamera]) -> None:
+    window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:unplug", ui_checkpoint)
+    csv_path = tmp_path / "unplugged.csv"
+    assert window.start_session(csv_path)
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+    message = window.message()
+    assert "stopped delivering frames" in message
+    assert f"The session's CSV is complete: {csv_path}" in message
+    _, rows = read_rows(csv_path)
+    seen_steps = sum(int((window.store.person_series(pid).indicator != ABSENT_CODE).sum())
+                     for pid in window.store.person_ids())
+    assert rows and len(rows) == seen_steps
+    assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
+    assert window.isVisible() and window.controls.start_action.isEnabled()

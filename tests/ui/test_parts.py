@@ -1,0 +1,168 @@
+"""The app's parts on their own: notice, settings, alerts, latest-frame slot, synchronous analysis step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QDialog
+from ui_helpers import fast_settings, gallery_image, make_window, read_rows
+
+from fermonitor.core.results import FaceObservation, Frame, FrameResult
+from fermonitor.core.session import session_json_path
+from fermonitor.core.settings import AlertSettings, Settings, read_settings
+from fermonitor.ui import app as app_module
+from fermonitor.ui import first_run
+from fermonitor.ui.alerts import AlertMonitor
+from fermonitor.ui.frame_slot import LatestFrameSlot
+from fermonitor.ui.session_controller import SessionPlan, open_pipeline
+from fermonitor.ui.settings_dialog import SettingsDialog
+from fermonitor.ui.workers import AnalysisWorker
+
+
+def _frame(index: int, image: np.ndarray | None = None, t: float | None = None) -> Frame:
+    return Frame(image=np.zeros((4, 4, 3), np.uint8) if image is None else image,
+                 t_seconds=index * 0.1 if t is None else t, index=index, wall_time=datetime.now().astimezone())
+
+
+def _result(t: float, indicators: list[str], absent: int = 0) -> FrameResult:
+    faces = tuple(FaceObservation(i + 1, (0, 0, 10, 10), (1.0,) + (0.0,) * 7, "neutral", 1.0, ind)
+                  for i, ind in enumerate(indicators))
+    return FrameResult(0, t, datetime.now().astimezone(), (100, 100), faces,
+                       absent_ids=tuple(range(100, 100 + absent)))
+
+
+def test_the_newest_frame_wins_and_drops_are_counted() -> None:
+    slot = LatestFrameSlot()
+    for i in range(3):
+        slot.put(_frame(i))
+    frame, dropped = slot.take(0.0)
+    assert frame is not None and frame.index == 2 and dropped == 2
+    slot.put(_frame(3))
+    frame, dropped = slot.take(0.0)
+    assert frame.index == 3 and dropped == 0
+    slot.put(_frame(4))
+    slot.put(_frame(5))
+    slot.forget_dropped()
+    assert slot.take(0.0)[1] == 0
+    assert slot.take(0.01) == (None, 0)
+    slot.close()
+    assert slot.closed
+
+
+def test_negative_alert_only_after_holding_for_its_time() -> None:
+    monitor = AlertMonitor(AlertSettings(negative_share=0.4, negative_for_s=10.0, absent_count=3, absent_for_s=5.0))
+    assert monitor.update(_result(0.0, ["negative", "negative", "neutral"])) == []
+    assert monitor.update(_result(9.0, ["negative", "negative", "neutral"])) == []
+    messages = monitor.update(_result(10.0, ["negative", "negative", "neutral"]))
+    assert len(messages) == 1 and "67%" in messages[0] and "negative" in messages[0]
+    assert monitor.update(_result(11.0, ["negative", "positive", "positive"])) == []  # dropped below: reset
+    assert monitor.update(_result(12.0, ["negative", "negative"])) == []
+
+
+def test_absent_alert_needs_more_than_k_people_absent_for_its_time() -> None:
+    monitor = AlertMonitor(AlertSettings(negative_share=1.0, negative_for_s=0.0, absent_count=3, absent_for_s=5.0))
+    assert monitor.update(_result(0.0, ["neutral"], absent=3)) == []
+    assert monitor.update(_result(10.0, ["neutral"], absent=3)) == []  # 3 is not more than 3
+    assert monitor.update(_result(11.0, ["neutral"], absent=4)) == []
+    messages = monitor.update(_result(16.0, ["neutral"], absent=4))
+    assert messages == ["4 people have been absent for 5 s or more"]
+
+
+def test_the_banner_shows_alerts_from_results(qtbot: object, tmp_path: Path, ui_checkpoint: Path) -> None:
+    settings = fast_settings()
+    settings = Settings(analysis=settings.analysis, alerts=AlertSettings(negative_share=0.5, negative_for_s=1.0))
+    window = make_window(qtbot, tmp_path, "video:x.avi", ui_checkpoint, settings=settings)
+    window.on_frame_processed(_result(0.0, ["negative"]))
+    assert window.alert_banner.isHidden()
+    window.on_frame_processed(_result(2.0, ["negative"]))
+    assert not window.alert_banner.isHidden() and "negative" in window.alert_banner.text()
+    window.on_frame_processed(_result(3.0, ["positive"]))
+    assert window.alert_banner.isHidden()
+
+
+def test_first_run_notice_covers_use_and_law_and_is_remembered(qtbot: object, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    text = first_run.NOTICE_HTML
+    for phrase in ("facial expressions", "not read emotions or minds", "stays on this machine",
+                   "No images are stored", "know about it and agree", "EU AI Act", "education"):
+        assert phrase in text
+    settings = QSettings(str(tmp_path / "notice.ini"), QSettings.Format.IniFormat)
+    assert first_run.notice_needed(settings)
+    monkeypatch.setattr(first_run.FirstRunNotice, "exec", lambda self: QDialog.DialogCode.Rejected)
+    assert not first_run.show_notice_if_needed(settings)
+    assert first_run.notice_needed(settings)
+    monkeypatch.setattr(first_run.FirstRunNotice, "exec", lambda self: QDialog.DialogCode.Accepted)
+    assert first_run.show_notice_if_needed(settings)
+    assert not first_run.notice_needed(QSettings(str(tmp_path / "notice.ini"), QSettings.Format.IniFormat))
+
+
+def test_a_bad_settings_file_gives_a_clear_message_and_the_defaults(qtbot: object, tmp_path: Path,
+                                                                    ui_checkpoint: Path) -> None:
+    config = Path(app_module.config_dir())
+    config.mkdir(parents=True)
+    (config / "settings.json").write_text(json.dumps({"analysis": {"rate_hz": "fast"}}), encoding="utf-8")
+    args = argparse.Namespace(source="video:x.avi", csv=None, exit_after=1.0, model=str(ui_checkpoint))
+    window = app_module.create_window(args)
+    qtbot.addWidget(window)
+    assert "analysis.rate_hz must be a number" in window.message()
+    assert "using the defaults" in window.message()
+    assert window.settings == Settings()
+
+
+def test_settings_dialog_rejects_a_bad_value_and_saves_a_good_one(qtbot: object, tmp_path: Path,
+                                                                   ui_checkpoint: Path) -> None:
+    window = make_window(qtbot, tmp_path, "video:x.avi", ui_checkpoint)
+    dialog = SettingsDialog(window.settings, window.source_spec, window)
+    qtbot.addWidget(dialog)
+    dialog.editor("indicator", "positive").setText("happiness, neutral")
+    dialog.accept()
+    assert dialog.result() != QDialog.DialogCode.Accepted
+    assert "indicator" in dialog.error_label.text() and "neutral" in dialog.error_label.text()
+    dialog.editor("indicator", "positive").setText("happiness, surprise")
+    dialog.editor("alerts", "negative_share").setValue(0.25)
+    dialog.editor("analysis", "rate_hz").setValue(3.0)
+    dialog.source_edit.setText("screen:1")
+    dialog.accept()
+    assert dialog.result() == QDialog.DialogCode.Accepted
+    window.apply_settings(dialog.result_settings(), dialog.source_spec())
+    saved = read_settings(tmp_path / "settings.json")
+    assert saved.alerts.negative_share == 0.25 and saved.analysis.rate_hz == 3.0
+    assert window.source_spec == "screen:1" and window.qsettings.value("session/source") == "screen:1"
+
+
+def test_the_analysis_step_runs_synchronously(tmp_path: Path, ui_checkpoint: Path,
+                                              detectable_faces: np.ndarray) -> None:
+    plan = SessionPlan("video:none.avi", tmp_path / "step.csv", fast_settings(), ui_checkpoint)
+    worker = AnalysisWorker(lambda: open_pipeline(plan, "video:none.avi"), LatestFrameSlot(), rate_hz=5.0)
+    worker.open()
+    image = gallery_image(detectable_faces[:3])
+    results = [worker.step(_frame(i, image, t=i * 0.2), dropped=i) for i in range(4)]
+    worker.set_name(1, "Grace")
+    results.append(worker.step(_frame(4, image, t=0.8)))
+    worker.close()
+    assert [r.dropped_frames for r in results] == [0, 1, 2, 3, 0]
+    assert len(results[-1].faces) == 3
+    _, rows = read_rows(tmp_path / "step.csv")
+    assert len(rows) == sum(len(r.faces) for r in results)
+    assert [row["person_name"] for row in rows if row["person_id"] == "1"][-1] == "Grace"
+
+
+def test_run_scripted_logs_its_start_line_writes_the_csv_and_quits(
+        qtbot: object, tmp_path: Path, ui_checkpoint: Path, face_video: Path, caplog: pytest.LogCaptureFixture) -> None:
+    csv_path = tmp_path / "scripted.csv"
+    args = argparse.Namespace(source=f"video:{face_video}", csv=str(csv_path), exit_after=4.0,
+                              model=str(ui_checkpoint))
+    with caplog.at_level(logging.INFO):
+        status = app_module.run(args)
+    assert status == 0
+    assert any(app_module.STARTED_LINE in record.getMessage() for record in caplog.records)
+    header, _ = read_rows(csv_path)  # rows depend on how busy the machine is in these seconds
+    assert header[0] == "timestamp"
+    assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
