@@ -166,10 +166,15 @@ def take_screenshot(video: Path, model: Path | None, csv_path: Path, seconds: fl
 
     QTimer.singleShot(int(seconds * 1000), grab)
     app.exec()
+    steps = len(window.store)
+    # end Qt's connection to the X server before Xvfb goes away
+    window.deleteLater()
+    app.processEvents()
+    app.shutdown()
     if not saved or not saved[0]:
         log.error("the screenshot could not be written to %s", output)
         return 1
-    log.info("saved %s (%d steps analysed)", output, len(window.store))
+    log.info("saved %s (%d steps analysed)", output, steps)
     return 0
 
 
