@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from fermonitor.core.results import Frame, FrameResult
 from fermonitor.ui.frame_slot import LatestFrameSlot
@@ -224,17 +224,6 @@ class AnalysisWorker(QObject):
                     continue
                 next_due = max(next_due + self._interval_s, time.monotonic())
                 self.frame_processed.emit(self.step(frame, dropped))
-
-
-def start_worker(worker: CaptureWorker | AnalysisWorker, name: str) -> QThread:
-    """Move ``worker`` to a new QThread that runs ``worker.run`` and quits when it finishes."""
-    thread = QThread()
-    thread.setObjectName(name)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
-    thread.start()
-    return thread
 
 
 def _log_failure(what: str, exc: BaseException) -> None:
