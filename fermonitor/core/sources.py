@@ -91,6 +91,13 @@ def register_source(kind: str) -> Callable[[SourceFactory], SourceFactory]:
     return decorator
 
 
+def unregister_source(kind: str) -> None:
+    """Remove a registered kind (a plug-in or a test's stand-in camera)."""
+    if kind not in _REGISTRY:
+        raise KeyError(f"source kind {kind!r} is not registered")
+    del _REGISTRY[kind]
+
+
 def list_source_kinds() -> list[str]:
     """Every registered source kind, sorted."""
     return sorted(_REGISTRY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from fermonitor.core import resources
 from fermonitor.core.classifier import MODEL_HELP
 from fermonitor.core.results import Frame
 from fermonitor.core.session import session_json_path
-from fermonitor.core.sources import FrameSource, SourceError, list_source_kinds, register_source
+from fermonitor.core.sources import FrameSource, SourceError, register_source, unregister_source
 from fermonitor.core.timeline import ABSENT_CODE
 
 FAKE_KIND = "uitestcam"
@@ -49,14 +50,13 @@ class FakeCamera(FrameSource):
         self._index = 0
 
 
-if FAKE_KIND not in list_source_kinds():
-    register_source(FAKE_KIND)(FakeCamera)
-
-
 @pytest.fixture()
-def fake_camera(detectable_faces: np.ndarray) -> type[FakeCamera]:
+def fake_camera(detectable_faces: np.ndarray) -> Iterator[type[FakeCamera]]:
+    """The stand-in camera, registered for one test only so other tests see the real registry."""
     FakeCamera.faces = detectable_faces[:2]
-    return FakeCamera
+    register_source(FAKE_KIND)(FakeCamera)
+    yield FakeCamera
+    unregister_source(FAKE_KIND)
 
 
 def test_a_video_that_ends_ends_the_session_cleanly(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
