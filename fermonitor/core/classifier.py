@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from fermonitor.core.checkpoint import CheckpointError, ModelMeta
+from fermonitor.core.classifier_base import FaceBatchClassifier
 from fermonitor.core.preprocess import normalise_faces
 from fermonitor.core.resources import default_model_path
 
@@ -47,7 +48,7 @@ class Classifier(Protocol):
     def predict(self, faces: np.ndarray) -> np.ndarray: ...
 
 
-class ExpressionClassifier:
+class ExpressionClassifier(FaceBatchClassifier):
     """Runs a checkpointed expression model on batches of 48x48 grey faces.
 
     Parameters
@@ -76,36 +77,7 @@ class ExpressionClassifier:
         if device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.meta.classes
-
-    @property
-    def input_size(self) -> int:
-        return self.meta.input_size
-
-    def predict(self, faces: np.ndarray) -> np.ndarray:
-        """Class probabilities for a batch of faces.
-
-        Parameters
-        ----------
-        faces
-            uint8 array (N, S, S) of grey face crops, S the model's input size (48).
-
-        Returns
-        -------
-        np.ndarray
-            float32 (N, number of classes), rows summing to 1.
-        """
-        faces = np.asarray(faces)
-        size = self.meta.input_size
-        if faces.ndim != 3 or faces.shape[1:] != (size, size) or faces.dtype != np.uint8:
-            raise ValueError(f"faces must be uint8 (N, {size}, {size}), got {faces.dtype} {faces.shape}")
-        if len(faces) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return self._forward(faces)
-
-    def _forward(self, faces: np.ndarray) -> np.ndarray:
+    def _probabilities(self, faces: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():

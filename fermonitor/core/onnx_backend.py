@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fermonitor.core.checkpoint import CheckpointError, ModelMeta
+from fermonitor.core.classifier_base import FaceBatchClassifier
 from fermonitor.core.preprocess import normalise_faces
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def meta_from_onnx(path: Path, props: dict[str, str]) -> ModelMeta:
         raise CheckpointError(f"model file {path} has wrong metadata ({exc})") from exc
 
 
-class OnnxClassifier:
+class OnnxClassifier(FaceBatchClassifier):
     """Runs an exported expression model on batches of grey faces with onnxruntime.
 
     Parameters
@@ -145,33 +146,7 @@ class OnnxClassifier:
         self.providers = tuple(self.session.get_providers())
         log.info("loaded %s (%s) with onnxruntime on %s", self.path, self.meta.arch, ", ".join(self.providers))
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.meta.classes
-
-    @property
-    def input_size(self) -> int:
-        return self.meta.input_size
-
-    def predict(self, faces: np.ndarray) -> np.ndarray:
-        """Class probabilities for a batch of faces.
-
-        Parameters
-        ----------
-        faces
-            uint8 array (N, S, S) of grey face crops, S the model's input size (48).
-
-        Returns
-        -------
-        np.ndarray
-            float32 (N, number of classes), rows summing to 1.
-        """
-        faces = np.asarray(faces)
-        size = self.meta.input_size
-        if faces.ndim != 3 or faces.shape[1:] != (size, size) or faces.dtype != np.uint8:
-            raise ValueError(f"faces must be uint8 (N, {size}, {size}), got {faces.dtype} {faces.shape}")
-        if len(faces) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
+    def _probabilities(self, faces: np.ndarray) -> np.ndarray:
         x = normalise_faces(faces, self.meta.mean, self.meta.std)
         if self.fixed_batch is None:
             logits = self._run(x)
