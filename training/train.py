@@ -66,6 +66,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="bf16 (CPU) / fp16 (CUDA) autocast; auto: CUDA, or a CPU with native bf16")
     p.add_argument("--output-dir", type=Path, default=Path("runs/vgg19"))
     p.add_argument("--resume", action="store_true", help="continue from output-dir/last.pth")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from the weights of this fermonitor checkpoint (fine-tuning a shipped model)")
     p.add_argument("--test-only", action="store_true", help="evaluate output-dir/best.pt on the test split")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
@@ -148,6 +150,10 @@ def main(args) -> dict:
         return evaluate(model.to(device), test, args, device)
 
     model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
+    if args.init is not None:
+        start, _ = load_checkpoint(args.init)
+        model.load_state_dict(start.state_dict())
+        log.info("initialised from %s", args.init)
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, args)
     steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
