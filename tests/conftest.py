@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from xvfb import running_xvfb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -126,46 +124,16 @@ def make_face_video(tmp_path: Path) -> FaceVideoFactory:
     return make
 
 
-def _free_display() -> int:
-    for number in range(90, 200):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            return number
-    raise RuntimeError("no free X display number between :90 and :199")
-
-
 @pytest.fixture(scope="session")
 def xvfb_display() -> Iterator[str]:
     """A real X server (Xvfb, 1280x720x24) for screen-capture tests; DISPLAY points to it."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb); screen capture needs a real X server")
-    number = _free_display()
-    display = f":{number}"
-    process = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", f"{XVFB_SIZE[0]}x{XVFB_SIZE[1]}x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    socket = Path(f"/tmp/.X11-unix/X{number}")
-    deadline = time.monotonic() + 15
-    while not socket.exists():
-        if process.poll() is not None:
-            error = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
-            pytest.skip(f"Xvfb {display} did not start: {error.splitlines()[-1] if error else 'no message'}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.skip(f"Xvfb {display} did not come up within 15 s")
-        time.sleep(0.05)
-    previous = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = display
-    try:
-        yield display
-    finally:
-        if previous is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = previous
-        process.terminate()
+    with running_xvfb(*XVFB_SIZE) as display:
+        previous = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display
         try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield display
+        finally:
+            if previous is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = previous

@@ -6,10 +6,8 @@ Set FERMONITOR_TEST_REAL_SCREEN=1 to run these tests on the real screen instead 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from xvfb import running_xvfb
 
 if not os.environ.get("FERMONITOR_TEST_REAL_SCREEN"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -110,24 +109,8 @@ def short_video(tmp_path: Path, detectable_faces: np.ndarray) -> Path:
 @pytest.fixture()
 def xvfb_display() -> Iterator[str]:
     """A real X server (Xvfb) of its own; yields its DISPLAY."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    number = 90 + os.getpid() % 100
-    display = f":{number}"
-    process = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    socket = Path(f"/tmp/.X11-unix/X{number}")
-    deadline = time.monotonic() + 10
-    while not socket.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not socket.exists():
-        process.kill()
-        pytest.fail(f"Xvfb {display} did not start")
-    try:
+    with running_xvfb(1024, 768) as display:
         yield display
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 SHOW_IMAGE_SCRIPT = """
