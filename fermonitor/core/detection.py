@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from fermonitor.core.preprocess import to_grey
+from fermonitor.core.registry import Registry
 from fermonitor.core.resources import cascade_path
 from fermonitor.core.results import Box
 
@@ -33,24 +34,10 @@ class FaceDetector(Protocol):
 
 
 DetectorFactory = Callable[..., FaceDetector]
-_REGISTRY: dict[str, DetectorFactory] = {}
-
-
-def register_detector(name: str) -> Callable[[DetectorFactory], DetectorFactory]:
-    """Register a detector factory (keyword options only); a name can be registered once only."""
-
-    def decorator(factory: DetectorFactory) -> DetectorFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"detector {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
-
-
-def list_detectors() -> list[str]:
-    """Every registered detector name, sorted."""
-    return sorted(_REGISTRY)
+# Detector factories take keyword options only.
+_REGISTRY: Registry[DetectorFactory] = Registry("detector")
+register_detector = _REGISTRY.register
+list_detectors = _REGISTRY.names
 
 
 def create_detector(name: str = "haar", **options: Any) -> FaceDetector:

@@ -8,9 +8,11 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from fermonitor.core.registry import Registry
+
 ModelBuilder = Callable[..., nn.Module]
 
-_REGISTRY: dict[str, ModelBuilder] = {}
+_REGISTRY: Registry[ModelBuilder] = Registry("model")
 
 # VGG layer plans ("M" is a 2x2 max-pool); numbers are output channels.
 _VGG_PLANS: dict[str, list[int | str]] = {
@@ -20,21 +22,9 @@ _VGG_PLANS: dict[str, list[int | str]] = {
 }
 
 
-def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Register a model builder under ``name``; a name can be registered once only."""
-
-    def decorator(builder: ModelBuilder) -> ModelBuilder:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = builder
-        return builder
-
-    return decorator
-
-
-def list_models() -> list[str]:
-    """Names of every registered architecture, sorted."""
-    return sorted(_REGISTRY)
+register_model = _REGISTRY.register
+unregister_model = _REGISTRY.unregister
+list_models = _REGISTRY.names
 
 
 def build_model(name: str, num_classes: int = 8, dropout: float = 0.0) -> nn.Module:

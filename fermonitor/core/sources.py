@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fermonitor.core.registry import Registry
 from fermonitor.core.results import Frame
 
 log = logging.getLogger(__name__)
@@ -76,31 +77,11 @@ class FrameSource:
 
 
 SourceFactory = Callable[[str], FrameSource]
-_REGISTRY: dict[str, SourceFactory] = {}
-
-
-def register_source(kind: str) -> Callable[[SourceFactory], SourceFactory]:
-    """Register a factory that builds a source from the text after ``kind:`` in a spec."""
-
-    def decorator(factory: SourceFactory) -> SourceFactory:
-        if kind in _REGISTRY:
-            raise ValueError(f"source kind {kind!r} is already registered")
-        _REGISTRY[kind] = factory
-        return factory
-
-    return decorator
-
-
-def unregister_source(kind: str) -> None:
-    """Remove a registered kind (a plug-in or a test's stand-in camera)."""
-    if kind not in _REGISTRY:
-        raise KeyError(f"source kind {kind!r} is not registered")
-    del _REGISTRY[kind]
-
-
-def list_source_kinds() -> list[str]:
-    """Every registered source kind, sorted."""
-    return sorted(_REGISTRY)
+# A factory builds a source from the text after ``kind:`` in a spec.
+_REGISTRY: Registry[SourceFactory] = Registry("source kind")
+register_source = _REGISTRY.register
+unregister_source = _REGISTRY.unregister
+list_source_kinds = _REGISTRY.names
 
 
 def parse_source(spec: str) -> FrameSource:

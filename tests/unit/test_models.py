@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
@@ -49,15 +51,18 @@ def test_unknown_model_names_the_registered_ones() -> None:
         build_model("vgg11")
 
 
-def test_registering_a_name_twice_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+def test_registering_a_name_twice_fails() -> None:
     with pytest.raises(ValueError, match="'vgg19' is already registered"):
         register_model("vgg19")(models.vgg19)
 
 
-def test_a_new_registration_is_buildable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+@pytest.fixture()
+def forget_tiny_linear() -> Iterator[None]:
+    yield
+    models.unregister_model("tiny_linear")
 
+
+def test_a_new_registration_is_buildable(forget_tiny_linear: None) -> None:
     @register_model("tiny_linear")
     def tiny_linear(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
         return nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(48 * 48, num_classes))
