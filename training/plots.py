@@ -61,11 +61,7 @@ def plot_curves(summary_csv: str | Path, out_png: str | Path, title: str = "") -
             ax.set_xticks(epochs)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    fig.savefig(out_png, dpi=FIGURE_DPI)
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]] | np.ndarray, classes: Sequence[str], out_png: str | Path,
@@ -88,6 +84,11 @@ def plot_confusion(confusion: Sequence[Sequence[int]] | np.ndarray, classes: Seq
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     if title:
         ax.set_title(title)
+    return _save(fig, out_png)
+
+
+def _save(fig, out_png: str | Path) -> Path:
+    """Lay out, write and close a figure; returns the PNG's path."""
     fig.tight_layout()
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=FIGURE_DPI)
