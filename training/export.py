@@ -63,9 +63,41 @@ def onnx_metadata(meta: ModelMeta) -> dict[str, str]:
     }
 
 
+def store_exact_fp16(proto) -> int:
+    """Store each float32 initializer that fp16 holds exactly as fp16, cast back to float32 on load.
+
+    Weights from an fp16 checkpoint all qualify, which halves the file; any other value stays float32,
+    so the model computes exactly what it did. onnxruntime folds the casts away when it loads the model.
+    Returns how many initializers were converted.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    initializers, casts = [], []
+    for init in graph.initializer:
+        values = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        if values is None or not np.array_equal(values.astype(np.float16).astype(np.float32), values):
+            initializers.append(init)
+            continue
+        stored = numpy_helper.from_array(values.astype(np.float16), f"{init.name}_fp16")
+        initializers.append(stored)
+        casts.append(helper.make_node("Cast", [stored.name], [init.name], to=TensorProto.FLOAT,
+                                      name=f"{init.name}_to_float"))
+    nodes = casts + list(graph.node)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(casts)
+
+
 def export_onnx(model: nn.Module, meta: ModelMeta, path: str | Path) -> Path:
     """Write ``model`` as ONNX: input ``faces`` float32 (N, 1, S, S) normalised, output ``logits``,
-    a dynamic batch axis, and the checkpoint's description in ``metadata_props``."""
+    a dynamic batch axis, and the checkpoint's description in ``metadata_props``.
+
+    Batch norm is kept as its own node (not folded into the convolutions), so weights from an fp16
+    checkpoint stay exactly representable and are stored as fp16 (``store_exact_fp16``).
+    """
     import onnx
 
     path = Path(path)
@@ -80,8 +112,14 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: str | Path) -> Path:
                                 category=DeprecationWarning)
         torch.onnx.export(model, (example,), str(tmp), input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
                           dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}},
-                          opset_version=ONNX_OPSET, dynamo=False)
+                          opset_version=ONNX_OPSET, dynamo=False,
+                          # PRESERVE on an eval-mode model exports inference without folding
+                          # batch norm into the conv weights, which would make them inexact in fp16;
+                          # onnxruntime does that folding, in float32, when it loads the model.
+                          training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     proto = onnx.load(str(tmp))
+    converted = store_exact_fp16(proto)
+    log.info("ONNX: %d weight tensors stored as fp16", converted)
     del proto.metadata_props[:]
     for key, value in onnx_metadata(meta).items():
         entry = proto.metadata_props.add()

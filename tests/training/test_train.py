@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import torch.nn.functional as F
@@ -96,6 +97,9 @@ def test_export_round_trip(small_data: Path, isolated_cache: Path, tmp_path: Pat
     props = export.read_onnx_metadata(onnx_path)
     assert json.loads(props["classes"]) == list(meta.classes)
     assert (props["arch"], float(props["mean"]), float(props["std"]), int(props["input_size"])) == (CHEAP_ARCH, 0.5, 0.25, 48)
+    # Weights from the fp16 checkpoint are stored as fp16 in the ONNX file too: conv/linear and batch norm.
+    stored = {init.data_type for init in onnx.load(str(onnx_path)).graph.initializer if len(init.dims) > 0}
+    assert stored == {onnx.TensorProto.FLOAT16}
 
     faces = load_splits(DataPaths.in_folder(small_data))["test"].images[:5]
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
