@@ -46,12 +46,30 @@ class _Ring:
             self._data[self._start] = row
             self._start = (self._start + 1) % len(self._data)
 
-    def values(self) -> np.ndarray:
-        """The rows, oldest first (a copy)."""
-        end = self._start + self._size
+    def values(self, first: int = 0) -> np.ndarray:
+        """The rows from the ``first``-th oldest on, oldest first (a copy of those rows only)."""
+        first = min(max(first, 0), self._size)
+        start = (self._start + first) % len(self._data)
+        end = start + self._size - first
         if end <= len(self._data):
-            return self._data[self._start:end].copy()
-        return np.concatenate([self._data[self._start:], self._data[: end - len(self._data)]])
+            return self._data[start:end].copy()
+        return np.concatenate([self._data[start:], self._data[: end - len(self._data)]])
+
+    def first_at_least(self, value: float) -> int:
+        """Index (oldest = 0) of the first row whose first column is >= ``value``, by binary search;
+        the rows must be in ascending order of that column (times are)."""
+        lo, hi, n = 0, self._size, len(self._data)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._data[(self._start + mid) % n, 0] < value:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def rows_since(self, since: float | None) -> np.ndarray:
+        """The rows whose first column (time) is >= ``since``; all rows for None."""
+        return self.values(0 if since is None else self.first_at_least(since))
 
 
 @dataclass(frozen=True)
@@ -190,18 +208,25 @@ class TimelineStore:
         totals.last_t = t
         return totals
 
-    def person_series(self, person_id: int) -> PersonSeries:
-        """One person's series; empty arrays for an unknown id."""
+    @property
+    def last_t(self) -> float | None:
+        """Time of the newest step, None before the first."""
+        return float(self._class.values(len(self._class) - 1)[0, 0]) if len(self._class) else None
+
+    def person_series(self, person_id: int, since: float | None = None) -> PersonSeries:
+        """One person's series, from time ``since`` on (the whole kept series for None); empty arrays
+        for an unknown id. Only the rows asked for are copied, so a plot of the last minutes of a long
+        session costs what those minutes hold."""
         n = len(self.classes)
         ring = self._people.get(person_id)
-        rows = ring.values() if ring is not None else np.zeros((0, n + 2))
+        rows = ring.rows_since(since) if ring is not None else np.zeros((0, n + 2))
         return PersonSeries(t=rows[:, 0].astype(np.float64), probabilities=rows[:, 1:1 + n].astype(np.float32),
                             indicator=rows[:, 1 + n].astype(np.int8))
 
-    def class_series(self) -> ClassSeries:
-        """The class aggregate series."""
+    def class_series(self, since: float | None = None) -> ClassSeries:
+        """The class aggregate series, from time ``since`` on (all kept steps for None)."""
         n, k = len(self.classes), len(INDICATORS)
-        rows = self._class.values()
+        rows = self._class.rows_since(since)
         return ClassSeries(t=rows[:, 0], expression_shares=rows[:, 1:1 + n],
                            indicator_shares=rows[:, 1 + n:1 + n + k], faces_visible=rows[:, 1 + n + k].astype(np.int64))
 

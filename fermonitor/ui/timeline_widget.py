@@ -221,9 +221,11 @@ class TimelineWidget(QWidget):
         if len(store) == self._shown_steps and not force:
             return
         self._shown_steps = len(store)
-        series = store.class_series()
-        if len(series.t) == 0:
+        if store.last_t is None:
             return
+        # Only the steps inside the visible window are copied and drawn, however long the session.
+        since = store.last_t - self.window_s
+        series = store.class_series(since)
         for i, curve in enumerate(self.class_expression_curves):
             curve.setData(series.t, series.expression_shares[:, i])
         for i, curve in enumerate(self.class_indicator_curves):
@@ -238,7 +240,7 @@ class TimelineWidget(QWidget):
             row = self.rows.get(pid) or self._add_row(pid)
             if pid in self.hidden:
                 continue
-            person = store.person_series(pid)
+            person = store.person_series(pid, since)
             if self.mode == "expressions":
                 for i, curve in enumerate(row.expression_curves):
                     curve.setData(person.t, person.probabilities[:, i])

@@ -17,12 +17,14 @@ from ui_helpers import fast_settings, gallery_image, make_window, read_rows
 from fermonitor.core.results import FaceObservation, Frame, FrameResult
 from fermonitor.core.session import session_json_path
 from fermonitor.core.settings import AlertSettings, Settings, read_settings
+from fermonitor.core.timeline import TimelineStore
 from fermonitor.ui import app as app_module
 from fermonitor.ui import first_run
 from fermonitor.ui.alerts import AlertMonitor
 from fermonitor.ui.frame_slot import LatestFrameSlot
 from fermonitor.ui.session_controller import SessionPlan, open_pipeline
 from fermonitor.ui.settings_dialog import SettingsDialog
+from fermonitor.ui.timeline_widget import TimelineWidget
 from fermonitor.ui.workers import AnalysisWorker
 
 
@@ -166,3 +168,24 @@ def test_run_scripted_logs_its_start_line_writes_the_csv_and_quits(
     header, _ = read_rows(csv_path)  # rows depend on how busy the machine is in these seconds
     assert header[0] == "timestamp"
     assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
+
+
+def test_timelines_draw_only_the_chosen_window_of_a_long_session(qtbot: object) -> None:
+    classes = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+    store = TimelineStore(classes)
+    probabilities = (0.3, 0.7, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for i in range(2 * 3600 * 2):  # two hours at two steps per second
+        face = FaceObservation(1, (0, 0, 40, 40), probabilities, "happiness", 0.7, "positive")
+        store.append(FrameResult(frame_index=i, t_seconds=i * 0.5, wall_time=datetime(2026, 1, 5, 9, 0),
+                                 frame_size=(640, 480), faces=(face,), absent_ids=()))
+    widget = TimelineWidget(classes)
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.window_spin.setValue(2)
+    widget.refresh(store)
+    assert widget.rows[1].shown_points == 2 * 60 * 2 + 1  # the last two minutes, both ends included
+    x_data, _ = widget.class_expression_curves[1].getData()
+    assert x_data[0] == store.last_t - 120.0 and x_data[-1] == store.last_t
+    widget.window_spin.setValue(10)  # a new window redraws though no step was added
+    widget.refresh(store)
+    assert widget.rows[1].shown_points == 10 * 60 * 2 + 1

@@ -88,3 +88,23 @@ def test_memory_is_flat_over_a_long_session() -> None:
 def test_max_points_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_points 0"):
         TimelineStore(FERPLUS_CLASSES, max_points=0)
+
+
+@pytest.mark.parametrize("max_points", [1000, 300])  # 300: the ring has wrapped
+def test_since_returns_only_the_recent_window(max_points: int) -> None:
+    store = TimelineStore(FERPLUS_CLASSES, max_points=max_points)
+    assert store.last_t is None
+    for i in range(400):
+        store.append(result(i * 0.5, [face(1, "neutral", "neutral")] if i % 2 else [], absent=() if i % 2 else (1,)))
+    assert store.last_t == 199.5
+    recent = store.person_series(1, since=190.0)
+    np.testing.assert_allclose(recent.t, np.arange(190.0, 200.0, 0.5))
+    full = store.person_series(1)
+    np.testing.assert_array_equal(recent.indicator, full.indicator[-20:])
+    np.testing.assert_array_equal(recent.probabilities, full.probabilities[-20:])
+    cls = store.class_series(since=199.2)
+    np.testing.assert_allclose(cls.t, [199.5])
+    assert cls.faces_visible.tolist() == [1]
+    oldest_kept = (400 - min(max_points, 400)) * 0.5
+    np.testing.assert_allclose(store.class_series(since=-5.0).t[0], oldest_kept)
+    assert len(store.person_series(1, since=500.0).t) == 0
