@@ -13,14 +13,14 @@ import torch
 from torch import nn
 
 from fermonitor.core.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from fermonitor.core.onnx_backend import INPUT_NAME as ONNX_INPUT
+from fermonitor.core.onnx_backend import OUTPUT_NAME as ONNX_OUTPUT
 from fermonitor.core.preprocess import normalise_faces
 from training.data import DataPaths, load_splits
 from training.train import DEFAULT_DATA_DIR
 
 log = logging.getLogger(__name__)
 
-ONNX_INPUT = "faces"
-ONNX_OUTPUT = "logits"
 ONNX_OPSET = 17
 # Largest |onnxruntime - torch| logit difference accepted on real faces.
 MAX_ABS_DIFF = 1e-4

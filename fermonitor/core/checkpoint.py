@@ -95,7 +95,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
         if "Unsupported global" in detail:
             raise CheckpointError(f"model file {path} holds pickled objects and was rejected ({detail})") from exc
         raise CheckpointError(f"model file {path} is not a readable checkpoint ({detail})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # garbage bytes can fail anywhere in the unpickler (IndexError, KeyError, ...)
         raise CheckpointError(f"model file {path} is not a readable checkpoint ({exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"model file {path} is not a fermonitor checkpoint")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,16 @@ def test_a_corrupt_file_is_rejected(tmp_path: Path, content: bytes) -> None:
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"corrupt\.pt is not a readable checkpoint"):
         load_checkpoint(path)
+
+
+def test_random_bytes_are_rejected_whatever_they_hold(tmp_path: Path) -> None:
+    # Garbage fails in many places inside the unpickler (IndexError, KeyError, ...); all give one error.
+    rng = np.random.default_rng(0)
+    path = tmp_path / "corrupt.pt"
+    for _ in range(200):
+        path.write_bytes(rng.integers(0, 256, size=int(rng.integers(1, 4096)), dtype=np.uint8).tobytes())
+        with pytest.raises(CheckpointError, match=r"corrupt\.pt is not a readable checkpoint"):
+            load_checkpoint(path)
 
 
 def test_a_truncated_checkpoint_is_rejected(tmp_path: Path) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +16,16 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from fermonitor.core import resources  # noqa: E402
-from fermonitor.core.checkpoint import FERPLUS_CLASSES, CheckpointError, ModelMeta, save_checkpoint  # noqa: E402
+from fermonitor.core.checkpoint import (  # noqa: E402
+    FERPLUS_CLASSES,
+    CheckpointError,
+    ModelMeta,
+    load_checkpoint,
+    save_checkpoint,
+)
 from fermonitor.core.classifier import ExpressionClassifier, load_classifier  # noqa: E402
 from fermonitor.core.models import build_model  # noqa: E402
-from fermonitor.core.onnx_backend import INPUT_NAME, OUTPUT_NAME, OnnxClassifier  # noqa: E402
+from fermonitor.core.onnx_backend import OnnxClassifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO.parent / "shared" / "data"
@@ -32,30 +36,11 @@ META = ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES, input_size=48, mean=0.50
                  crop_margin=0.1, metrics={"test_accuracy": 0.5})
 
 
-def export_onnx(model: torch.nn.Module, meta: ModelMeta, path: Path) -> None:
-    """Export as training/export.py does: input "faces", output "logits", metadata_props."""
-    size = meta.input_size
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated in torch but needs no onnxscript; fine for a test.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model.eval(), (torch.zeros(2, 1, size, size),), str(path), input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=17, dynamo=False,
-        )
-    proto = onnx.load(str(path))
-    props = {"classes": json.dumps(list(meta.classes)), "mean": repr(meta.mean), "std": repr(meta.std),
-             "input_size": str(size), "arch": meta.arch, "crop_margin": repr(meta.crop_margin),
-             "metrics": json.dumps(meta.metrics)}
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
-
-
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A random VGG19 (non-trivial batch-norm statistics) as a checkpoint and its ONNX export."""
+    from training.export import export_onnx
+
     folder = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     model = build_model("vgg19", num_classes=len(FERPLUS_CLASSES)).eval()
@@ -64,9 +49,10 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
     pt_path, onnx_path = folder / "fermonitor_vgg19.pt", folder / "fermonitor_vgg19.onnx"
-    # fp32 weights: the checkpoint and the export then hold the very same numbers.
-    save_checkpoint(pt_path, model, META, half=False)
-    export_onnx(model, META, onnx_path)
+    # As shipped: an fp16 checkpoint, and the ONNX export (fp16 storage) made from those weights.
+    save_checkpoint(pt_path, model, META, half=True)
+    shipped, meta = load_checkpoint(pt_path)
+    export_onnx(shipped, meta, onnx_path)
     return pt_path, onnx_path
 
 
