@@ -1,13 +1,18 @@
 # One-command set-up: `make run` starts the app, `make test` runs every check.
 # Both create .venv on first use; stamp files inside it make later runs skip the install
-# until pyproject.toml changes.
+# until pyproject.toml changes. `make package` builds the executable from its own lean venv,
+# .venv-package, the same way.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
-PACKAGE_STAMP := $(VENV)/.installed-package
+# The executable is built from a venv without torch, opencv-python's Qt or PySide6's Addons:
+# whatever PyInstaller finds installed can end up in the bundle.
+PACKAGE_VENV := .venv-package
+PACKAGE_BIN := $(PACKAGE_VENV)/bin
+PACKAGE_STAMP := $(PACKAGE_VENV)/.installed
 # The torch release that lies on this project's Linux x86_64 / Python 3.11 machines; elsewhere
 # pip resolves torch from pyproject.toml's dependencies.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
@@ -34,10 +39,11 @@ bench: $(DEV_STAMP)
 
 # Standalone executable (packaging/fermonitor.spec): dist/fermonitor/, then its smoke test.
 package: $(PACKAGE_STAMP)
-	nice -n 19 $(BIN)/pyinstaller --noconfirm --clean --distpath dist --workpath build packaging/fermonitor.spec
+	nice -n 19 $(PACKAGE_BIN)/pyinstaller --noconfirm --clean --distpath dist --workpath build packaging/fermonitor.spec
+	du -sh dist/fermonitor
 
 smoke: package
-	$(BIN)/python packaging/smoke_test.py
+	$(PACKAGE_BIN)/python packaging/smoke_test.py
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("fermonitor needs Python >= 3.10, $(PYTHON) is " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -57,8 +63,14 @@ $(RUN_STAMP): pyproject.toml $(VENV)/.installed-torch
 	$(BIN)/pip install -e .
 	touch $@
 
-$(PACKAGE_STAMP): pyproject.toml $(VENV)/.installed-torch
-	$(BIN)/pip install -e '.[package]'
+# The runtime dependencies less torch, from packaging/requirements.txt; the project itself
+# without its dependencies, so that pip does not pull torch, opencv-python and PySide6 back in.
+$(PACKAGE_STAMP): pyproject.toml packaging/requirements.txt
+	$(PYTHON) -c 'import sys; sys.exit("fermonitor needs Python >= 3.10, $(PYTHON) is " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	test -x $(PACKAGE_BIN)/python || $(PYTHON) -m venv $(PACKAGE_VENV)
+	$(PACKAGE_BIN)/python -m pip install --upgrade pip
+	$(PACKAGE_BIN)/pip install -r packaging/requirements.txt
+	$(PACKAGE_BIN)/pip install --no-deps -e .
 	touch $@
 
 $(DEV_STAMP): pyproject.toml $(VENV)/.installed-torch
@@ -77,4 +89,4 @@ xvfb:
 	fi
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PACKAGE_VENV)
