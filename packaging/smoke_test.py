@@ -3,7 +3,7 @@
 Usage, from the repository root after ``make package``::
 
     python packaging/smoke_test.py                 # dist/fermonitor/fermonitor (or .exe, or .app)
-    python packaging/smoke_test.py PATH/TO/EXECUTABLE --seconds 8
+    python packaging/smoke_test.py PATH/TO/EXECUTABLE --seconds 30
 
 It writes a video of real FER+ faces (from ../shared/data when present, else a face-free video and
 then only the CSV header is checked), starts the executable with
@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("executable", nargs="?", type=Path, default=default_executable(),
                         help="the built executable (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="--exit-after given to the app")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="--exit-after given to the app (long enough for two analysis steps on a busy machine)")
     parser.add_argument("--timeout", type=float, default=180.0, help="kill the app after this many seconds")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (video, CSV, logs)")
     args = parser.parse_args(argv)
