@@ -17,6 +17,7 @@ PACKAGE_STAMP := $(PACKAGE_VENV)/.installed
 # pip resolves torch from pyproject.toml's dependencies.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+CHECK_PYTHON := $(PYTHON) -c 'import sys; sys.exit("fermonitor needs Python >= 3.10, $(PYTHON) is " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
 
 .PHONY: run test lint bench xvfb clean-venv package smoke
 
@@ -46,7 +47,7 @@ smoke: package
 	$(PACKAGE_BIN)/python packaging/smoke_test.py
 
 $(BIN)/python:
-	$(PYTHON) -c 'import sys; sys.exit("fermonitor needs Python >= 3.10, $(PYTHON) is " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
@@ -66,7 +67,7 @@ $(RUN_STAMP): pyproject.toml $(VENV)/.installed-torch
 # The runtime dependencies less torch, from packaging/requirements.txt; the project itself
 # without its dependencies, so that pip does not pull torch, opencv-python and PySide6 back in.
 $(PACKAGE_STAMP): pyproject.toml packaging/requirements.txt
-	$(PYTHON) -c 'import sys; sys.exit("fermonitor needs Python >= 3.10, $(PYTHON) is " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	$(CHECK_PYTHON)
 	test -x $(PACKAGE_BIN)/python || $(PYTHON) -m venv $(PACKAGE_VENV)
 	$(PACKAGE_BIN)/python -m pip install --upgrade pip
 	$(PACKAGE_BIN)/pip install -r packaging/requirements.txt

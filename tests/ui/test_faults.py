@@ -59,12 +59,17 @@ def fake_camera(detectable_faces: np.ndarray) -> Iterator[type[FakeCamera]]:
     unregister_source(FAKE_KIND)
 
 
+def run_until_stopped(qtbot: object, window, csv_path: Path) -> None:
+    """Start a session writing ``csv_path`` and wait until it has stopped on its own (a fault)."""
+    assert window.start_session(csv_path)
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+
+
 def test_a_video_that_ends_ends_the_session_cleanly(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
                                                     short_video: Path) -> None:
     window = make_window(qtbot, tmp_path, f"video:{short_video}", ui_checkpoint)
     csv_path = tmp_path / "short.csv"
-    assert window.start_session(csv_path)
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+    run_until_stopped(qtbot, window, csv_path)
     assert "The source ended" in window.message()
     assert str(csv_path) in window.message()
     assert not window.controller.threads_running()
@@ -102,8 +107,7 @@ def test_a_camera_that_cannot_open(qtbot: object, tmp_path: Path, ui_checkpoint:
                                    fake_camera: type[FakeCamera]) -> None:
     window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:missing", ui_checkpoint)
     csv_path = tmp_path / "nocam.csv"
-    assert window.start_session(csv_path)
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+    run_until_stopped(qtbot, window, csv_path)
     assert "no camera at index 7" in window.message()
     assert not window.controller.threads_running()
     assert window.isVisible() and window.controls.start_action.isEnabled()
@@ -113,8 +117,7 @@ def test_a_camera_unplugged_mid_session_keeps_every_row(qtbot: object, tmp_path:
                                                         fake_camera: type[FakeCamera]) -> None:
     window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:unplug", ui_checkpoint)
     csv_path = tmp_path / "unplugged.csv"
-    assert window.start_session(csv_path)
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+    run_until_stopped(qtbot, window, csv_path)
     message = window.message()
     assert "stopped delivering frames" in message
     assert f"The session's CSV is complete: {csv_path}" in message
