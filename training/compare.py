@@ -156,6 +156,13 @@ def publish(run: Run, run_dir: Path, out_dir: Path) -> None:
                    title=f"{run.name}: test accuracy {100 * metrics['accuracy']:.1f}%")
 
 
+def majority_class_share(confusion: list[list[int]]) -> tuple[str, float]:
+    """The most common true class of a confusion matrix (rows: true) and its share of the faces."""
+    counts = [sum(row) for row in confusion]
+    top = max(range(len(counts)), key=counts.__getitem__)
+    return FERPLUS_CLASSES[top], counts[top] / sum(counts)
+
+
 def write_table(runs: list[Run], args) -> Path:
     """training/results/README.md: the study's figure beside ours for every run published so far."""
     out = args.output_dir
@@ -180,11 +187,13 @@ def write_table(runs: list[Run], args) -> Path:
         "| run | what | original study | ours: test accuracy | ours: macro-F1 | faces scored | epochs | share of training data |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    baseline = None
     for run in runs:
         metrics_path = out / run.name / "test_metrics.json"
         if not metrics_path.is_file():
             continue
         metrics = json.loads(metrics_path.read_text())
+        baseline = baseline or majority_class_share(metrics["confusion"])
         run_args = json.loads((out / run.name / "args.json").read_text())
         scored = int(sum(sum(r) for r in metrics["confusion"]))
         original = f"{run.original_percent:.1f}%" if run.original_percent is not None else "n/a"
@@ -192,6 +201,9 @@ def write_table(runs: list[Run], args) -> Path:
             f"| [{run.name}]({run.name}/) | {run.description} | {original} | {100 * metrics['accuracy']:.1f}% | "
             f"{100 * metrics['macro_f1']:.1f}% | {scored:,} | {run_args['epochs']} | "
             f"{100 * run_args['train_fraction']:g}% |")
+    if baseline is not None:
+        lines += ["", f"A model that says {baseline[0]} for every face scores {100 * baseline[1]:.1f}% on these faces: "
+                  "runs near that figure have not yet learned more than the most common class."]
     missing = [run.name for run in runs if not (out / run.name / "test_metrics.json").is_file()]
     if missing:
         lines += ["", f"Not run yet at this budget: {', '.join(missing)}."]

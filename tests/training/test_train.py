@@ -137,6 +137,10 @@ def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolat
                                                      "confusion.png"}
     table = (tmp_path / "results" / "README.md").read_text()
     assert "| [seed_resnet34](seed_resnet34/) | ResNet34, SGD lr 0.01 | 69.5% |" in table
+    confusion = json.loads((published / "test_metrics.json").read_text())["confusion"]
+    name, share = compare.majority_class_share(confusion)
+    assert sum(confusion[FERPLUS_CLASSES.index(name)]) == max(sum(row) for row in confusion)
+    assert f"says {name} for every face scores {100 * share:.1f}%" in table
     checkpoint_time = (tmp_path / "work" / "seed_resnet34" / "best.pt").stat().st_mtime_ns
     compare.main(compare.get_args_parser().parse_args(argv))
     assert (tmp_path / "work" / "seed_resnet34" / "best.pt").stat().st_mtime_ns == checkpoint_time
