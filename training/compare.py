@@ -128,9 +128,16 @@ def is_finished(run_dir: Path, argv: list[str]) -> bool:
 
 
 def execute(run: Run, args, work_dir: Path) -> None:
-    """Train and test one run (resuming an interrupted one), then copy its small files out."""
+    """Train and test one run (resuming an interrupted one), then copy its small files out.
+
+    A run already published with the same arguments is skipped.
+    """
     run_dir = work_dir / run.name
     argv = run_arguments(run, args, work_dir)
+    if is_finished(args.output_dir / run.name, argv):
+        # Published by an earlier session whose work folder may be gone.
+        log.info("%s: already published in %s", run.name, args.output_dir / run.name)
+        return
     if is_finished(run_dir, argv):
         log.info("%s: already finished in %s", run.name, run_dir)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -144,5 +145,9 @@ def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolat
     checkpoint_time = (tmp_path / "work" / "seed_resnet34" / "best.pt").stat().st_mtime_ns
     compare.main(compare.get_args_parser().parse_args(argv))
     assert (tmp_path / "work" / "seed_resnet34" / "best.pt").stat().st_mtime_ns == checkpoint_time
+    shutil.rmtree(tmp_path / "work")  # a later session: only the published results are left
+    compare.main(compare.get_args_parser().parse_args(argv))
+    assert not (tmp_path / "work" / "seed_resnet34").exists()
+    assert "| [seed_resnet34](seed_resnet34/) |" in (tmp_path / "results" / "README.md").read_text()
     with pytest.raises(ValueError, match="--only names unknown runs nope"):
         compare.main(compare.get_args_parser().parse_args([*argv[:0], "--only", "nope"]))
