@@ -1,4 +1,4 @@
-"""python -m training {train,compare,evaluate,export} ..."""
+"""python -m training {train,compare,evaluate,export,average} ..."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("train", "compare", "evaluate", "export")
+    commands = ("train", "compare", "evaluate", "export", "average")
     if not argv or argv[0] not in commands:
         print(f"usage: python -m training {{{','.join(commands)}}} [options]; -h after a command for its options",
               file=sys.stderr)
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from training import evaluate_cli
 
         evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(rest))
+    elif command == "average":
+        from training import average
+
+        average.main(average.get_args_parser().parse_args(rest))
     else:
         from training import export
 

@@ -66,6 +66,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="bf16 (CPU) / fp16 (CUDA) autocast; auto: CUDA, or a CPU with native bf16")
     p.add_argument("--output-dir", type=Path, default=Path("runs/vgg19"))
     p.add_argument("--resume", action="store_true", help="continue from output-dir/last.pth")
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="also keep each epoch's weights as output-dir/epochNNN.pt (for `average`)")
     p.add_argument("--init", type=Path, default=None,
                    help="start from the weights of this fermonitor checkpoint (fine-tuning a shipped model)")
     p.add_argument("--test-only", action="store_true", help="evaluate output-dir/best.pt on the test split")
@@ -202,6 +204,11 @@ def main(args) -> dict:
             best_acc = valid_metrics["accuracy"]
             metrics = {"epoch": epoch + 1, "valid_accuracy": best_acc, "valid_macro_f1": valid_metrics["macro_f1"]}
             save_checkpoint(args.output_dir / "best.pt", model, meta_for(args, train.classes, metrics), half=False)
+        if args.keep_epochs:
+            metrics = {"epoch": epoch + 1, "valid_accuracy": valid_metrics["accuracy"],
+                       "valid_macro_f1": valid_metrics["macro_f1"]}
+            save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", model,
+                            meta_for(args, train.classes, metrics), half=False)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict() if scheduler is not None else {},
                  "epoch": epoch, "best_valid_acc": best_acc}

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import training.train as train_module
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, load_checkpoint, save_checkpoint
 from fermonitor.core.models import build_model
-from training import compare, evaluate_cli, export, train
+from training import average, compare, evaluate_cli, export, train
 from training.data import DataPaths, load_splits
 from training.engine import to_input
 
@@ -73,6 +73,42 @@ def test_resume_matches_an_uninterrupted_run(small_data: Path, isolated_cache: P
     summary = (resumed / "summary.csv").read_text().splitlines()
     assert len(summary) == 3  # header and one row per epoch, none repeated
     assert json.loads((straight / "test_metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+
+
+def test_average_of_kept_epochs(small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None) -> None:
+    run = tmp_path / "run"
+    train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--keep-epochs")))
+    epochs = [run / "epoch001.pt", run / "epoch002.pt"]
+    assert [load_checkpoint(p)[1].metrics["epoch"] for p in epochs] == [1, 2]
+    out = tmp_path / "mean.pt"
+    metrics = average.main(average.get_args_parser().parse_args(
+        ["--checkpoints", *map(str, epochs), "--output", str(out), "--data-dir", str(small_data), "--amp", "off"]))
+
+    (first, _), (second, _) = (load_checkpoint(p) for p in epochs)
+    model, meta = load_checkpoint(out)
+    weights, a, b = model.state_dict(), first.state_dict(), second.state_dict()
+    torch.testing.assert_close(weights["conv1.weight"], (a["conv1.weight"] + b["conv1.weight"]) / 2)
+    # Batch-norm statistics are measured again on the training faces: their exact mean there.
+    faces = load_splits(DataPaths.in_folder(small_data))["train"]
+    x = to_input(faces.images, meta.mean, meta.std, torch.device("cpu"))
+    with torch.inference_mode():
+        first_conv = model.conv1(x)
+    torch.testing.assert_close(weights["bn1.running_mean"], first_conv.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert meta.metrics["valid_accuracy"] == metrics["accuracy"]
+    assert meta.metrics["averaged_from"] == [str(p) for p in epochs]
+    assert meta.arch == CHEAP_ARCH
+
+
+def test_average_rejects_checkpoints_of_different_models(tmp_path: Path) -> None:
+    one = tmp_path / "one.pt"
+    save_checkpoint(one, build_model(CHEAP_ARCH, num_classes=8), ModelMeta(CHEAP_ARCH, FERPLUS_CLASSES), half=False)
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, build_model("seed_resnet50", num_classes=8), ModelMeta("seed_resnet50", FERPLUS_CLASSES),
+                    half=False)
+    with pytest.raises(ValueError, match=r"other\.pt has arch 'seed_resnet50'.*only checkpoints of one model"):
+        average.load_matching([one, other])
+    with pytest.raises(ValueError, match="two or more checkpoints, got 1"):
+        average.load_matching([one])
 
 
 def _random_checkpoint(path: Path) -> Path:
