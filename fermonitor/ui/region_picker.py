@@ -31,9 +31,12 @@ class RegionPicker(QWidget):
         self.setFixedSize(screenshot.width(), screenshot.height())
 
     def selection(self) -> QRect | None:
+        """The rectangle between the press and the pointer, as wide and high as the drag."""
         if self._start is None or self._end is None:
             return None
-        return QRect(self._start, self._end).normalized()
+        left, right = sorted((self._start.x(), self._end.x()))
+        top, bottom = sorted((self._start.y(), self._end.y()))
+        return QRect(left, top, right - left, bottom - top)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         self._start = event.position().toPoint()
