@@ -12,7 +12,10 @@ import argparse
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import platformdirs
 
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from training import train
+from training.data import DataPaths, load_splits
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, each in its own process (a GPU has room for many small runs)")
     p.add_argument("--list", action="store_true", help="print the grid and exit")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
@@ -163,6 +169,41 @@ def publish(run: Run, run_dir: Path, out_dir: Path) -> None:
                    title=f"{run.name}: test accuracy {100 * metrics['accuracy']:.1f}%")
 
 
+def child_argv(run: Run, args, work_dir: Path) -> list[str]:
+    """``python -m training compare`` arguments that run only ``run`` under this comparison's budget."""
+    argv = [sys.executable, "-m", "training", "compare", "--only", run.name,
+            "--budget-epochs", str(args.budget_epochs), "--train-fraction", str(args.train_fraction),
+            "--eval-fraction", str(args.eval_fraction), "--output-dir", str(args.output_dir),
+            "--work-dir", str(work_dir), "--data-dir", str(args.data_dir), "--device", args.device,
+            "--threads", str(args.threads), "--seed", str(args.seed)]
+    return argv if args.progress else [*argv, "--no-progress"]
+
+
+def execute_in_parallel(runs: list[Run], args, work_dir: Path) -> list[str]:
+    """Train ``runs`` in up to ``args.jobs`` processes at once; each logs to work_dir/NAME.log.
+
+    The data is decoded once first, so the processes read the cached arrays. A failed run is
+    named with its log after the others finish, and the finished ones stay published.
+    """
+    load_splits(DataPaths.in_folder(args.data_dir))
+
+    def run_one(run: Run) -> int:
+        log_path = work_dir / f"{run.name}.log"
+        log.info("%s: started, log in %s", run.name, log_path)
+        with open(log_path, "w") as handle:
+            code = subprocess.run(child_argv(run, args, work_dir), stdout=handle, stderr=subprocess.STDOUT).returncode
+        log.info("%s: %s", run.name, "finished" if code == 0 else f"failed with exit code {code}")
+        return code
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        codes = list(pool.map(run_one, runs))
+    failed = [f"{run.name} (see {work_dir / f'{run.name}.log'})" for run, code in zip(runs, codes, strict=True) if code]
+    if failed:
+        write_table(list(GRID), args)
+        raise RuntimeError(f"comparison runs failed: {', '.join(failed)}")
+    return [run.name for run in runs]
+
+
 def majority_class_share(confusion: list[list[int]]) -> tuple[str, float]:
     """The most common true class of a confusion matrix (rows: true) and its share of the faces."""
     counts = [sum(row) for row in confusion]
@@ -228,9 +269,16 @@ def main(args) -> list[str]:
         for run in runs:
             log.info("%s: python -m training train %s", run.name, " ".join(run.arguments))
         return []
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs} is not a positive number of runs")
     work_dir = args.work_dir or default_work_dir()
     work_dir.mkdir(parents=True, exist_ok=True)
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    if args.jobs > 1:
+        done = execute_in_parallel(runs, args, work_dir)
+        write_table(list(GRID), args)
+        log.info("comparison table: %s", args.output_dir / "README.md")
+        return done
     done = []
     for run in runs:
         execute(run, args, work_dir)

@@ -164,6 +164,22 @@ def test_evaluate_prints_the_protocol_metrics(small_data: Path, isolated_cache: 
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_compare_trains_runs_in_parallel_processes(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    argv = ["--only", "seed_resnet34,resnet34", "--jobs", "2", "--budget-epochs", "1", "--data-dir", str(small_data),
+            "--threads", "1", "--output-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"),
+            "--no-progress"]
+    assert compare.main(compare.get_args_parser().parse_args(argv)) == ["seed_resnet34", "resnet34"]
+    table = (tmp_path / "results" / "README.md").read_text()
+    for name in ("seed_resnet34", "resnet34"):
+        assert (tmp_path / "results" / name / "confusion.png").is_file()
+        assert f"| [{name}]({name}/) |" in table
+        assert "finished in" in (tmp_path / "work" / f"{name}.log").read_text()
+    with pytest.raises(ValueError, match="--jobs 0 is not a positive number"):
+        compare.main(compare.get_args_parser().parse_args([*argv, "--jobs", "0"]))
+
+
 def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolated_cache: Path, tmp_path: Path,
                                                        one_thread: None) -> None:
     argv = ["--only", "seed_resnet34", "--budget-epochs", "1", "--data-dir", str(small_data), "--threads", "1",
