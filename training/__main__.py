@@ -1,4 +1,4 @@
-"""python -m training {train,compare,evaluate,export,average} ..."""
+"""python -m training {train,compare,evaluate,export,average,pack,unpack} ..."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("train", "compare", "evaluate", "export", "average")
+    commands = ("train", "compare", "evaluate", "export", "average", "pack", "unpack")
     if not argv or argv[0] not in commands:
         print(f"usage: python -m training {{{','.join(commands)}}} [options]; -h after a command for its options",
               file=sys.stderr)
@@ -31,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         from training import average
 
         average.main(average.get_args_parser().parse_args(rest))
+    elif command in ("pack", "unpack"):
+        from training import datapack
+
+        if command == "pack":
+            datapack.main_pack(datapack.get_pack_parser().parse_args(rest))
+        else:
+            datapack.main_unpack(datapack.get_unpack_parser().parse_args(rest))
     else:
         from training import export
 
