@@ -98,6 +98,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once, each in its own process (a GPU has room for many small runs)")
     p.add_argument("--list", action="store_true", help="print the grid and exit")
+    p.add_argument("--table-only", action="store_true",
+                   help="rewrite the table from the runs published in --output-dir (budget as given) and exit")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
@@ -268,6 +270,9 @@ def main(args) -> list[str]:
     if args.list:
         for run in runs:
             log.info("%s: python -m training train %s", run.name, " ".join(run.arguments))
+        return []
+    if args.table_only:
+        log.info("comparison table: %s", write_table(list(GRID), args))
         return []
     if args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs} is not a positive number of runs")

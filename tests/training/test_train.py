@@ -176,6 +176,9 @@ def test_compare_trains_runs_in_parallel_processes(small_data: Path, isolated_ca
         assert (tmp_path / "results" / name / "confusion.png").is_file()
         assert f"| [{name}]({name}/) |" in table
         assert "finished in" in (tmp_path / "work" / f"{name}.log").read_text()
+    (tmp_path / "results" / "README.md").unlink()
+    assert compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"])) == []
+    assert (tmp_path / "results" / "README.md").read_text() == table
     with pytest.raises(ValueError, match="--jobs 0 is not a positive number"):
         compare.main(compare.get_args_parser().parse_args([*argv, "--jobs", "0"]))
 
