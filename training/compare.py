@@ -131,7 +131,8 @@ def is_finished(run_dir: Path, argv: list[str]) -> bool:
         return False
     done = json.loads((run_dir / "args.json").read_text())
     wanted = train.args_dict(train.get_args_parser().parse_args(argv))
-    keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp"}
+    # Settings that do not change what a run computes (keep_epochs only keeps more files).
+    keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp", "keep_epochs"}
     return all(done.get(k) == wanted[k] for k in keys)
 
 

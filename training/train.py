@@ -200,15 +200,13 @@ def main(args) -> dict:
         with open(summary_path, "a", newline="") as f:
             csv.writer(f).writerow([f"{row[k]:.5g}" if isinstance(row[k], float) else row[k] for k in SUMMARY_FIELDS])
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+        meta = meta_for(args, train.classes, {"epoch": epoch + 1, "valid_accuracy": valid_metrics["accuracy"],
+                                              "valid_macro_f1": valid_metrics["macro_f1"]})
         if valid_metrics["accuracy"] > best_acc:
             best_acc = valid_metrics["accuracy"]
-            metrics = {"epoch": epoch + 1, "valid_accuracy": best_acc, "valid_macro_f1": valid_metrics["macro_f1"]}
-            save_checkpoint(args.output_dir / "best.pt", model, meta_for(args, train.classes, metrics), half=False)
+            save_checkpoint(args.output_dir / "best.pt", model, meta, half=False)
         if args.keep_epochs:
-            metrics = {"epoch": epoch + 1, "valid_accuracy": valid_metrics["accuracy"],
-                       "valid_macro_f1": valid_metrics["macro_f1"]}
-            save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", model,
-                            meta_for(args, train.classes, metrics), half=False)
+            save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", model, meta, half=False)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict() if scheduler is not None else {},
                  "epoch": epoch, "best_valid_acc": best_acc}
