@@ -34,9 +34,9 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 bench: $(DEV_STAMP)
-	nice -n 19 $(BIN)/python benchmarks/bench_classifier.py
-	nice -n 19 $(BIN)/python benchmarks/precision_agreement.py
-	nice -n 19 $(BIN)/python benchmarks/gallery_eval.py
+	nice -n 19 $(BIN)/python benchmarks/bench_classifier.py --write
+	nice -n 19 $(BIN)/python benchmarks/precision_agreement.py --write
+	nice -n 19 $(BIN)/python benchmarks/gallery_eval.py --write
 
 # Standalone executable (packaging/fermonitor.spec): dist/fermonitor/, then its smoke test.
 package: $(PACKAGE_STAMP)
