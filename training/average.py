@@ -67,24 +67,12 @@ def average_weights(models: list[nn.Module]) -> dict[str, torch.Tensor]:
             for key, value in states[0].items()}
 
 
-@torch.no_grad()
 def recompute_batch_norm(model: nn.Module, faces: FaceSplit, mean: float, std: float, device: torch.device,
                          amp: bool, batch_size: int) -> None:
     """Set every batch-norm layer's running statistics to their exact mean over ``faces``."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative mean over all batches instead of an exponential one
-    model.train()
-    for index in batches(len(faces), batch_size, None):
-        with autocast_for(device, amp):
-            model(to_input(faces.images[index], mean, std, device))
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    model.eval()
+    inputs = (to_input(faces.images[index], mean, std, device) for index in batches(len(faces), batch_size, None))
+    with autocast_for(device, amp):
+        torch.optim.swa_utils.update_bn(inputs, model)  # keeps the model's train/eval mode
 
 
 def main(args) -> dict:
