@@ -40,7 +40,9 @@ def running_xvfb(width: int, height: int) -> Iterator[str]:
         pytest.skip("Xvfb is not installed (apt-get install xvfb); screen capture needs a real X server")
     number = _free_display()
     process = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        # -noreset: by default an X server resets when its last client leaves (our readiness probe
+        # is one), and a client that connects during the reset is refused.
+        ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     path = Path(f"/tmp/.X11-unix/X{number}")
