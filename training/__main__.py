@@ -15,6 +15,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     command, rest = argv[0], argv[1:]
+    try:
+        run(command, rest)
+    except (ValueError, OSError) as exc:
+        # Bad input: the project's errors (DataFormatError, CheckpointError, ExportError, PackError are
+        # ValueErrors) and missing files name it; one line, the traceback only in the debug log.
+        logging.getLogger("training").debug("%s failed", command, exc_info=True)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"training {command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"training {command}: interrupted; a train or compare run continues with --resume or when started "
+              "again", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run(command: str, rest: list[str]) -> None:
     if command == "train":
         from training import train
 
@@ -42,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         from training import export
 
         export.main(export.get_args_parser().parse_args(rest))
-    return 0
 
 
 if __name__ == "__main__":

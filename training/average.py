@@ -23,7 +23,7 @@ from fermonitor.core.device import pick_device, reduced_precision_default
 from training.data import DataPaths, FaceSplit, load_splits
 from training.engine import autocast_for, batches, evaluate, to_input
 from training.evaluate_cli import format_report
-from training.train import DEFAULT_DATA_DIR
+from training.train import DEFAULT_DATA_DIR, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True, help="where to write the averaged checkpoint (fp32)")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="FER+ data: training faces for batch-norm statistics, validation faces for the score")
-    p.add_argument("--batch-size", type=int, default=256, help="faces per forward pass for batch-norm statistics")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="faces per forward pass for batch-norm statistics")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
                    help="bf16/fp16 autocast (auto: on where the hardware runs it natively)")
     return p

@@ -82,9 +82,9 @@ def default_work_dir() -> Path:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run the original study's model comparison on FER+", add_help=add_help)
-    p.add_argument("--budget-epochs", type=int, default=10, help="epochs per run (the original study: 10)")
-    p.add_argument("--train-fraction", type=float, default=1.0, help="share of the training split per run")
-    p.add_argument("--eval-fraction", type=float, default=1.0,
+    p.add_argument("--budget-epochs", type=train.positive_int, default=10, help="epochs per run (the original study: 10)")
+    p.add_argument("--train-fraction", type=train.fraction, default=1.0, help="share of the training split per run")
+    p.add_argument("--eval-fraction", type=train.fraction, default=1.0,
                    help="share of valid and test scored (a fixed subset shared by every run)")
     p.add_argument("--only", type=lambda s: [n for n in s.split(",") if n], default=None,
                    help="comma list of run names (default: the whole grid)")
@@ -93,9 +93,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--work-dir", type=Path, default=None, help="checkpoints (default: user cache folder)")
     p.add_argument("--data-dir", type=Path, default=train.DEFAULT_DATA_DIR)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: torch's default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--threads", type=train.non_negative_int, default=0, help="CPU threads per run (0: torch's default)")
+    p.add_argument("--seed", type=train.non_negative_int, default=0)
+    p.add_argument("--jobs", type=train.positive_int, default=1,
                    help="runs trained at once, each in its own process (a GPU has room for many small runs)")
     p.add_argument("--list", action="store_true", help="print the grid and exit")
     p.add_argument("--table-only", action="store_true",
@@ -125,9 +125,9 @@ def run_arguments(run: Run, args, work_dir: Path) -> list[str]:
     return argv
 
 
-def is_finished(run_dir: Path, argv: list[str]) -> bool:
-    """A run is done when its test metrics exist and it was trained with the same arguments."""
-    if not (run_dir / "test_metrics.json").is_file() or not (run_dir / "args.json").is_file():
+def same_arguments(run_dir: Path, argv: list[str]) -> bool:
+    """Whether the run in ``run_dir`` was started with the arguments ``argv`` asks for."""
+    if not (run_dir / "args.json").is_file():
         return False
     done = json.loads((run_dir / "args.json").read_text())
     wanted = train.args_dict(train.get_args_parser().parse_args(argv))
@@ -136,10 +136,16 @@ def is_finished(run_dir: Path, argv: list[str]) -> bool:
     return all(done.get(k) == wanted[k] for k in keys)
 
 
+def is_finished(run_dir: Path, argv: list[str]) -> bool:
+    """A run is done when its test metrics exist and it was trained with the same arguments."""
+    return (run_dir / "test_metrics.json").is_file() and same_arguments(run_dir, argv)
+
+
 def execute(run: Run, args, work_dir: Path) -> None:
     """Train and test one run (resuming an interrupted one), then copy its small files out.
 
-    A run already published with the same arguments is skipped.
+    A run already published with the same arguments is skipped; one left in the work folder under
+    another budget is trained again from the start.
     """
     run_dir = work_dir / run.name
     argv = run_arguments(run, args, work_dir)
@@ -150,8 +156,11 @@ def execute(run: Run, args, work_dir: Path) -> None:
     if is_finished(run_dir, argv):
         log.info("%s: already finished in %s", run.name, run_dir)
     else:
-        if (run_dir / "last.pth").is_file() and (run_dir / "args.json").is_file():
+        if same_arguments(run_dir, argv) and (run_dir / "last.pth").is_file():
             argv.append("--resume")
+        elif run_dir.exists():
+            log.info("%s: %s holds a run with other arguments; starting again", run.name, run_dir)
+            shutil.rmtree(run_dir)
         log.info("%s: python -m training train %s", run.name, " ".join(argv))
         started = time.perf_counter()
         train.main(train.get_args_parser().parse_args(argv))
@@ -275,8 +284,6 @@ def main(args) -> list[str]:
     if args.table_only:
         log.info("comparison table: %s", write_table(list(GRID), args))
         return []
-    if args.jobs < 1:
-        raise ValueError(f"--jobs {args.jobs} is not a positive number of runs")
     work_dir = args.work_dir or default_work_dir()
     work_dir.mkdir(parents=True, exist_ok=True)
     args.output_dir.mkdir(parents=True, exist_ok=True)

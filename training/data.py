@@ -15,6 +15,8 @@ import gzip
 import hashlib
 import io
 import logging
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,41 +89,61 @@ def read_fer2013(path: str | Path, use_cache: bool = True) -> tuple[np.ndarray, 
     key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     cached = cache_dir() / f"fer2013-{key}.npz"
     if use_cache and cached.is_file():
-        with np.load(cached) as arrays:
-            return arrays["images"], arrays["emotion"], arrays["usage"]
-    images: list[np.ndarray] = []
-    emotions: list[int] = []
-    usages: list[str] = []
-    with _open_text(path) as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != ["emotion", "pixels", "Usage"]:
-            raise DataFormatError(f"{path}:1: header is {header}, expected emotion,pixels,Usage")
-        for line_no, row in enumerate(reader, start=2):
-            if len(row) != 3:
-                raise DataFormatError(f"{path}:{line_no}: expected 3 fields, found {len(row)}")
-            emotion, pixels, usage = row
-            if not emotion.isdigit() or int(emotion) > 6:
-                raise DataFormatError(f"{path}:{line_no}: emotion {emotion!r} is not a label 0-6")
-            if usage not in USAGES:
-                raise DataFormatError(f"{path}:{line_no}: Usage {usage!r} is not one of {', '.join(USAGES)}")
-            try:
-                values = np.array(pixels.split(), dtype=np.int32)
-            except ValueError as exc:
-                raise DataFormatError(f"{path}:{line_no}: pixels are not whole numbers ({exc})") from exc
-            if values.size != IMAGE_SIDE_PX * IMAGE_SIDE_PX:
-                raise DataFormatError(f"{path}:{line_no}: {values.size} pixel values, expected 2304")
-            if values.min() < 0 or values.max() > 255:
-                raise DataFormatError(f"{path}:{line_no}: pixel values outside 0-255")
-            images.append(values.astype(np.uint8).reshape(IMAGE_SIDE_PX, IMAGE_SIDE_PX))
-            emotions.append(int(emotion))
-            usages.append(usage)
-    result = (np.stack(images), np.array(emotions, dtype=np.int8), np.array(usages))
+        try:
+            with np.load(cached) as arrays:
+                return arrays["images"], arrays["emotion"], arrays["usage"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("cached arrays %s are unreadable (%s); decoding %s again", cached, exc, path)
+    result = _decode_fer2013(path)
     if use_cache:
-        tmp = cached.with_suffix(".tmp.npz")
+        # A name of this process's own: two processes decoding at once must not share a file.
+        tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, images=result[0], emotion=result[1], usage=result[2])
         tmp.replace(cached)
     return result
+
+
+def _decode_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images: list[np.ndarray] = []
+    emotions: list[int] = []
+    usages: list[str] = []
+    line_no = 1
+    try:
+        with _open_text(path) as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header != ["emotion", "pixels", "Usage"]:
+                raise DataFormatError(f"{path}:1: header is {header}, expected emotion,pixels,Usage")
+            for line_no, row in enumerate(reader, start=2):
+                images.append(_parse_fer2013_row(path, line_no, row))
+                emotions.append(int(row[0]))
+                usages.append(row[2])
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataFormatError(f"{path}: unreadable after line {line_no} ({exc}); the file is damaged or cut "
+                              "short: download it again") from exc
+    if not images:
+        raise DataFormatError(f"{path}: no image rows after the header")
+    return np.stack(images), np.array(emotions, dtype=np.int8), np.array(usages)
+
+
+def _parse_fer2013_row(path: Path, line_no: int, row: list[str]) -> np.ndarray:
+    """One row's 48x48 image; the emotion and Usage fields are checked too."""
+    if len(row) != 3:
+        raise DataFormatError(f"{path}:{line_no}: expected 3 fields, found {len(row)}")
+    emotion, pixels, usage = row
+    if not emotion.isdigit() or int(emotion) > 6:
+        raise DataFormatError(f"{path}:{line_no}: emotion {emotion!r} is not a label 0-6")
+    if usage not in USAGES:
+        raise DataFormatError(f"{path}:{line_no}: Usage {usage!r} is not one of {', '.join(USAGES)}")
+    try:
+        values = np.array(pixels.split(), dtype=np.int64)
+    except (ValueError, OverflowError) as exc:
+        raise DataFormatError(f"{path}:{line_no}: pixels are not whole numbers ({exc})") from exc
+    if values.size != IMAGE_SIDE_PX * IMAGE_SIDE_PX:
+        raise DataFormatError(f"{path}:{line_no}: {values.size} pixel values, expected 2304")
+    if values.min() < 0 or values.max() > 255:
+        raise DataFormatError(f"{path}:{line_no}: pixel values outside 0-255")
+    return values.astype(np.uint8).reshape(IMAGE_SIDE_PX, IMAGE_SIDE_PX)
 
 
 def _parse_votes(path: Path, line_no: int, fields: list[str]) -> np.ndarray:
@@ -262,6 +284,19 @@ class DataPaths:
         return cls(fer, folder / "fer2013new.csv", ferplus if ferplus.is_dir() else None)
 
 
+def _check_rows_match(paths: DataPaths, image_usage: np.ndarray,
+                      per_usage: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """The votes name FER2013 rows by position: each must exist in fer2013.csv with the same Usage."""
+    for usage, (rows, _) in per_usage.items():
+        if len(rows) and rows.max() >= len(image_usage):
+            raise DataFormatError(f"{paths.fer2013} has {len(image_usage)} image rows, but {paths.fer2013new} "
+                                  f"names row {rows.max() + 1}: the files do not belong together")
+        wrong = rows[image_usage[rows] != usage]
+        if len(wrong):
+            raise DataFormatError(f"{paths.fer2013}:{wrong[0] + 2}: Usage is {image_usage[wrong[0]]}, but "
+                                  f"{paths.fer2013new} puts that face in {usage}: the files do not belong together")
+
+
 def load_splits(paths: DataPaths, train_mode: str = "majority", votes_source: str = "label_csv",
                 soft_targets: bool = False) -> dict[str, FaceSplit]:
     """Train, valid and test splits.
@@ -270,16 +305,19 @@ def load_splits(paths: DataPaths, train_mode: str = "majority", votes_source: st
     "fer2013new" reads the newer votes. Valid and test are always in majority mode (the protocol);
     train uses ``train_mode`` (with vote-distribution targets when ``soft_targets``).
     """
-    images, _, _ = read_fer2013(paths.fer2013)
+    images, _, image_usage = read_fer2013(paths.fer2013)
     if votes_source == "label_csv":
         if paths.ferplus is None:
-            raise FileNotFoundError("the official protocol needs the FERPlus label.csv folder (ferplus/)")
+            raise FileNotFoundError(f"the official protocol needs the FERPlus label files in "
+                                    f"{paths.fer2013.parent / 'ferplus'} (FER2013Train/label.csv, ...); "
+                                    "--votes fer2013new reads the newer votes instead")
         per_usage = read_ferplus_labels(paths.ferplus, paths.fer2013new)
     elif votes_source == "fer2013new":
         votes, usages, _ = read_fer2013new(paths.fer2013new)
         per_usage = {u: (np.flatnonzero(usages == u), votes[usages == u]) for u in USAGES}
     else:
         raise ValueError(f"votes source {votes_source!r} is neither label_csv nor fer2013new")
+    _check_rows_match(paths, image_usage, per_usage)
     splits = {
         "train": make_split(images, *per_usage["Training"], train_mode, soft_targets),
         "valid": make_split(images, *per_usage["PublicTest"], "majority"),

@@ -40,7 +40,7 @@ FER2013_HEADER = "emotion,pixels,Usage\n"
 _DIGITS = np.array([str(v) for v in range(256)], dtype=object)
 
 
-class PackError(RuntimeError):
+class PackError(ValueError):
     """A pack that cannot be written or read back exactly."""
 
 

@@ -14,14 +14,28 @@ from torch import nn
 from fermonitor.core.preprocess import normalise_faces
 from training.data import FaceSplit
 
+# Online augmentations that --augment accepts; see augment().
+AUGMENT_OPS = ("flip", "rotate", "crop", "erase")
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """bf16 wherever the device has it (CPU, current GPUs): it needs no loss scaling; fp16 on older GPUs."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
 
 def autocast_for(device: torch.device, enabled: bool):
-    """bf16 autocast on CPU, fp16 AMP on CUDA, nothing when disabled."""
+    """Autocast to :func:`amp_dtype`, nothing when disabled."""
     if not enabled:
         return nullcontext()
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=amp_dtype(device))
+
+
+def make_grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 autocast, where small gradients would underflow to zero; a pass-through
+    for fp32 and bf16."""
+    return torch.amp.GradScaler(device.type, enabled=amp and amp_dtype(device) == torch.float16)
 
 
 def batches(n: int, batch_size: int, generator: np.random.Generator | None) -> Iterator[np.ndarray]:
@@ -73,8 +87,13 @@ def train_one_epoch(
     device: torch.device,
     epoch: int,
     progress=None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    """Train one pass over ``split``; returns mean loss and training accuracy."""
+    """Train one pass over ``split``; returns mean loss and training accuracy.
+
+    ``scaler`` scales the loss for fp16 autocast (:func:`make_grad_scaler`); None trains without.
+    """
+    scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)
     model.train()
     rng = np.random.default_rng(args.seed * 1000 + epoch)
     aug_gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
@@ -89,10 +108,12 @@ def train_one_epoch(
             logits = model(x)
         loss = F.cross_entropy(logits.float(), target, label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if args.clip_grad_norm:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad_norm)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         if scheduler is not None:
             scheduler.step()
         total_loss += loss.item() * len(index)

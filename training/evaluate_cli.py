@@ -15,7 +15,7 @@ from fermonitor.core.checkpoint import FERPLUS_CLASSES, load_checkpoint
 from fermonitor.core.device import pick_device
 from training.data import DataPaths, load_splits
 from training.engine import evaluate
-from training.train import DEFAULT_DATA_DIR
+from training.train import DEFAULT_DATA_DIR, non_negative_int
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=sorted(SPLIT_NAMES),
                    help="test: label.csv of FER2013Test, majority rule (3,137 faces); valid: FER2013Valid (3,191)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--tta-flip", action="store_true", help="average the logits of each face and its mirror")
     p.add_argument("--plot", type=Path, default=None, help="also write the confusion matrix as a PNG here")
     p.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON here")

@@ -28,7 +28,7 @@ VERIFY_FACES = 64  # real FER+ test faces used to check the export
 HALF_BESIDE_ONNX = "beside-onnx"
 
 
-class ExportError(RuntimeError):
+class ExportError(ValueError):
     """An export that could not be written or does not reproduce the torch model."""
 
 

@@ -6,7 +6,7 @@ import argparse
 import csv
 import json
 import logging
-import random
+import math
 import time
 from pathlib import Path
 
@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import torch
 
-from fermonitor.core.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from fermonitor.core.checkpoint import CheckpointError, ModelMeta, load_checkpoint, save_checkpoint
 from fermonitor.core.device import pick_device, reduced_precision_default
 from fermonitor.core.models import build_model, list_models
 from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits
-from training.engine import evaluate, train_one_epoch
+from training.engine import AUGMENT_OPS, evaluate, make_grad_scaler, train_one_epoch
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,59 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data
 # Seed of the fixed valid/test subset behind --eval-fraction, independent of --seed.
 EVAL_SUBSET_SEED = 20160101
 SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "valid_macro_f1", "seconds"]
+# Settings a resumed run must share with the run that wrote last.pth: they shape the model's
+# outputs, the optimizer state or the schedule that last.pth holds.
+RESUME_FIXED = ("arch", "label_mode", "opt", "sched")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number above 0")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number above 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of 0 or more")
+    return value
+
+
+def share_below_one(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share in [0, 1)")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share in (0, 1]")
+    return value
+
+
+def augment_list(text: str) -> list[str]:
+    ops = [op for op in text.split(",") if op]
+    unknown = [op for op in ops if op not in AUGMENT_OPS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown)} not known; choose from {','.join(AUGMENT_OPS)}")
+    return ops
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -38,32 +91,32 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--label-mode", default="majority", choices=LABEL_MODES, help="training labels")
     p.add_argument("--soft-targets", action="store_true",
                    help="majority mode: train on each face's vote distribution instead of one-hot")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=64, help="images per step")
+    p.add_argument("--epochs", type=positive_int, default=12)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per step")
     p.add_argument("--opt", default="sgd", choices=["sgd", "adam"])
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate")
+    p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD momentum")
     p.add_argument("--nesterov", action="store_true")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 on all weights")
+    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4, help="L2 on all weights")
     p.add_argument("--sched", default="onecycle", choices=["onecycle", "cosine", "none"],
                    help="per-step schedule; onecycle warms up for 15%% of the steps")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="share of target mass spread evenly")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier")
-    p.add_argument("--augment", default="", type=lambda s: [a for a in s.split(",") if a],
-                   help="online: comma list of flip,rotate,crop,erase")
+    p.add_argument("--label-smoothing", type=share_below_one, default=0.0, help="share of target mass spread evenly")
+    p.add_argument("--dropout", type=share_below_one, default=0.0, help="dropout before the classifier")
+    p.add_argument("--augment", default="", type=augment_list,
+                   help=f"online: comma list of {','.join(AUGMENT_OPS)}")
     p.add_argument("--offline-triple", action="store_true",
                    help="the original study's flip + rotate copies of the training split (3x images)")
-    p.add_argument("--train-fraction", type=float, default=1.0, help="share of the training split used")
-    p.add_argument("--eval-fraction", type=float, default=1.0,
+    p.add_argument("--train-fraction", type=fraction, default=1.0, help="share of the training split used")
+    p.add_argument("--eval-fraction", type=fraction, default=1.0,
                    help="share of valid and test scored; a fixed subset, the same for every run and seed")
-    p.add_argument("--clip-grad-norm", type=float, default=0.0, help="0 disables clipping")
+    p.add_argument("--clip-grad-norm", type=non_negative_float, default=0.0, help="0 disables clipping")
     p.add_argument("--mean", type=float, default=0.5, help="input normalisation, pixel/255 units")
-    p.add_argument("--std", type=float, default=0.25)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--std", type=positive_float, default=0.25)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
-                   help="bf16 (CPU) / fp16 (CUDA) autocast; auto: CUDA, or a CPU with native bf16")
+                   help="bf16 autocast (fp16 with loss scaling on GPUs without bf16); auto: CUDA, or a CPU with native bf16")
     p.add_argument("--output-dir", type=Path, default=Path("runs/vgg19"))
     p.add_argument("--resume", action="store_true", help="continue from output-dir/last.pth")
     p.add_argument("--keep-epochs", action="store_true",
@@ -95,14 +148,16 @@ def make_optimizer(model: torch.nn.Module, args) -> torch.optim.Optimizer:
 
 
 def make_scheduler(optimizer, args, steps_per_epoch: int, steps_done: int = 0):
-    """A per-step schedule over ``args.epochs``; ``steps_done`` > 0 joins it part-way (a resumed run
-    whose epoch budget was changed), which needs the optimizer state of a run that had a schedule."""
+    """A per-step schedule over ``args.epochs``, computed from the step number alone, so a resumed
+    run joins it exactly at ``steps_done`` (which needs the optimizer state of a run that had a
+    schedule), also when its epoch budget was changed."""
     total = args.epochs * steps_per_epoch
     if args.sched == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.15,
                                                    last_epoch=steps_done - 1)
-    if args.sched == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, last_epoch=steps_done - 1)
+    if args.sched == "cosine":  # from lr down to 0; torch's CosineAnnealingLR steps recursively instead
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)), last_epoch=steps_done - 1)
     return None
 
 
@@ -111,12 +166,12 @@ def prepare_data(args) -> dict[str, FaceSplit]:
     train = splits["train"]
     if args.train_fraction < 1.0:
         keep = np.random.default_rng(args.seed).permutation(len(train))[: int(len(train) * args.train_fraction)]
+        if len(keep) == 0:
+            raise ValueError(f"--train-fraction {args.train_fraction} keeps none of the {len(train)} training faces")
         train = train.subset(np.sort(keep))
     if args.offline_triple:
         train = offline_triple(train)
     splits["train"] = train
-    if not 0.0 < args.eval_fraction <= 1.0:
-        raise ValueError(f"--eval-fraction {args.eval_fraction} is not in (0, 1]")
     if args.eval_fraction < 1.0:
         for name in ("valid", "test"):
             split = splits[name]
@@ -134,9 +189,75 @@ def args_dict(args) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 
 
+def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> None:
+    """Load the weights of the fermonitor checkpoint at ``path`` (--init) into ``model``."""
+    start, meta = load_checkpoint(path)
+    if meta.arch != args.arch:
+        raise CheckpointError(f"--init {path} is a {meta.arch} model; this run trains --arch {args.arch}")
+    if len(meta.classes) != num_classes:
+        raise CheckpointError(f"--init {path} has {len(meta.classes)} outputs; --label-mode {args.label_mode} "
+                              f"trains {num_classes}")
+    model.load_state_dict(start.state_dict())
+    log.info("initialised from %s", path)
+
+
+def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device) -> tuple[int, float]:
+    """Load ``path`` (last.pth) into model, optimizer and loss scaler and restore torch's random
+    state (dropout); returns the next epoch and the best validation accuracy so far."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a torn or foreign file can fail anywhere in the unpickler
+        raise CheckpointError(f"--resume: {path} is not a readable training state ({exc})") from exc
+    saved = state.get("args", {}) if isinstance(state, dict) else {}
+    for key in RESUME_FIXED:
+        if key in saved and saved[key] != getattr(args, key):
+            option = "--" + key.replace("_", "-")
+            raise CheckpointError(f"--resume: {path} was trained with {option} {saved[key]}, this run asks for "
+                                  f"{option} {getattr(args, key)}; keep it or use another --output-dir")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"--resume: {path} does not fit this model and optimizer ({detail})") from exc
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    if "rng" in state:
+        torch.set_rng_state(state["rng"].cpu())
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+    log.info("resumed from %s at epoch %d", path, int(state["epoch"]) + 1)
+    return int(state["epoch"]) + 1, float(state["best_valid_acc"])
+
+
+def start_summary(path: Path, epochs_done: int) -> None:
+    """A fresh summary.csv, or on resume the rows of the epochs done: an epoch interrupted after
+    its row was written runs again and writes it again."""
+    rows = []
+    if epochs_done > 0 and path.is_file():
+        with open(path, newline="") as f:
+            rows = [row for row in list(csv.reader(f))[1:] if row and int(row[0]) <= epochs_done]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([SUMMARY_FIELDS, *rows])
+
+
+def test_best(args, test: FaceSplit, device: torch.device) -> dict:
+    """Score output-dir/best.pt on the test split with its own normalisation; log the result and
+    write test_metrics.json."""
+    best, meta = load_checkpoint(args.output_dir / "best.pt")
+    scoring = argparse.Namespace(**{**vars(args), "mean": meta.mean, "std": meta.std})
+    metrics = evaluate(best.to(device), test, scoring, device)
+    log.info("best.pt (epoch %s, valid accuracy %s): test accuracy %.4f, macro-F1 %.4f on %d faces",
+             meta.metrics.get("epoch"), meta.metrics.get("valid_accuracy"), metrics["accuracy"], metrics["macro_f1"],
+             len(test))
+    (args.output_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
 def main(args) -> dict:
-    """Train (or with --test-only evaluate) and return the final metrics."""
-    random.seed(args.seed)
+    """Train (or with --test-only evaluate output-dir/best.pt) and return the test metrics."""
+    if args.soft_targets and args.label_mode != "majority":
+        raise ValueError(f"--soft-targets applies to --label-mode majority, not {args.label_mode}")
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -146,41 +267,25 @@ def main(args) -> dict:
     splits = prepare_data(args)
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     log.info("train %d, valid %d, test %d faces; device %s", len(train), len(valid), len(test), device)
-
     if args.test_only:
-        model, _ = load_checkpoint(args.output_dir / "best.pt")
-        return evaluate(model.to(device), test, args, device)
+        return test_best(args, test, device)
 
     model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
     if args.init is not None:
-        start, _ = load_checkpoint(args.init)
-        model.load_state_dict(start.state_dict())
-        log.info("initialised from %s", args.init)
+        init_from(model, args.init, args, len(train.classes))
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, args)
-    steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
-    scheduler = make_scheduler(optimizer, args, steps_per_epoch)
+    scaler = make_grad_scaler(device, args.amp)
     start_epoch, best_acc = 0, -1.0
     last_path = args.output_dir / "last.pth"
     if args.resume and last_path.is_file():
-        state = torch.load(last_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, best_acc = int(state["epoch"]) + 1, float(state["best_valid_acc"])
-        if scheduler is not None:
-            saved_total = state["scheduler"].get("total_steps", state["scheduler"].get("T_max"))
-            if saved_total == args.epochs * steps_per_epoch:
-                scheduler.load_state_dict(state["scheduler"])
-            else:  # the epoch budget changed: follow the new schedule from where the run stands
-                scheduler = make_scheduler(optimizer, args, steps_per_epoch, start_epoch * steps_per_epoch)
-                log.info("epoch budget changed to %d: schedule rebuilt at step %d", args.epochs,
-                         start_epoch * steps_per_epoch)
-        log.info("resumed from %s at epoch %d", last_path, start_epoch)
+        start_epoch, best_acc = resume_from(last_path, args, model, optimizer, scaler, device)
+    steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
+    scheduler = make_scheduler(optimizer, args, steps_per_epoch, min(start_epoch, args.epochs) * steps_per_epoch)
+    (args.output_dir / "test_metrics.json").unlink(missing_ok=True)  # an earlier run's, in this folder
     (args.output_dir / "args.json").write_text(json.dumps(args_dict(args), indent=2) + "\n")
     summary_path = args.output_dir / "summary.csv"
-    if start_epoch == 0:
-        with open(summary_path, "w", newline="") as f:
-            csv.writer(f).writerow(SUMMARY_FIELDS)
+    start_summary(summary_path, start_epoch)
 
     for epoch in range(start_epoch, args.epochs):
         started = time.perf_counter()
@@ -190,7 +295,7 @@ def main(args) -> dict:
 
             progress = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{args.epochs}", unit="img", leave=False)
         lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress)
+        stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress, scaler=scaler)
         if progress is not None:
             progress.close()
         valid_metrics = evaluate(model, valid, args, device)
@@ -207,14 +312,11 @@ def main(args) -> dict:
             save_checkpoint(args.output_dir / "best.pt", model, meta, half=False)
         if args.keep_epochs:
             save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", model, meta, half=False)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                 "epoch": epoch, "best_valid_acc": best_acc}
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                 "epoch": epoch, "best_valid_acc": best_acc, "args": args_dict(args), "rng": torch.get_rng_state()}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
         torch.save(state, last_path.with_suffix(".tmp"))
         last_path.with_suffix(".tmp").replace(last_path)
 
-    best, meta = load_checkpoint(args.output_dir / "best.pt")
-    test_metrics = evaluate(best.to(device), test, args, device)
-    log.info("best epoch %s: valid %.4f, test %.4f", meta.metrics.get("epoch"), best_acc, test_metrics["accuracy"])
-    (args.output_dir / "test_metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
-    return test_metrics
+    return test_best(args, test, device)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +142,58 @@ def test_malformed_label_csv_row(small_data: Path, tmp_path: Path) -> None:
     _edit_line(label, 2, lambda s: "fer9999999.png" + s[s.index(","):])
     with pytest.raises(DataFormatError, match=re.escape(f"{label}:2: image 'fer9999999.png' is not named in")):
         read_ferplus_labels(data / "ferplus", data / "fer2013new.csv")
+
+
+def test_malformed_fer2013_row_with_a_pixel_too_large_for_any_integer(small_data: Path, tmp_path: Path) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    _edit_line(data / "fer2013.csv", 7, lambda s: s.replace(" ", " 99999999999999999999999 ", 1))
+    with pytest.raises(DataFormatError, match=re.escape(f"{data / 'fer2013.csv'}:7: pixels are not whole numbers")):
+        read_fer2013(data / "fer2013.csv", use_cache=False)
+
+
+def test_a_cut_short_download_names_the_file(small_data: Path, tmp_path: Path) -> None:
+    whole = gzip.compress((small_data / "fer2013.csv").read_bytes())
+    cut = tmp_path / "fer2013.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataFormatError, match=re.escape(f"{cut}: unreadable after line ") + r"\d+ .*cut short"):
+        read_fer2013(cut, use_cache=False)
+    header_only = tmp_path / "fer2013.csv"
+    header_only.write_text("emotion,pixels,Usage\n")
+    with pytest.raises(DataFormatError, match=re.escape(f"{header_only}: no image rows after the header")):
+        read_fer2013(header_only, use_cache=False)
+
+
+def test_image_and_vote_files_that_do_not_belong_together(small_data: Path, tmp_path: Path,
+                                                         isolated_cache: Path) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    fer = data / "fer2013.csv"
+    lines = fer.read_text().splitlines(keepends=True)
+    fer.write_text("".join(lines[:-3]))  # the last PrivateTest rows are missing
+    with pytest.raises(DataFormatError, match=re.escape(f"{fer} has {len(lines) - 4} image rows, but ")
+                       + r".*fer2013new\.csv names row \d+: the files do not belong together"):
+        load_splits(DataPaths.in_folder(data), votes_source="fer2013new")
+    fer.write_text("".join(lines))
+    _edit_line(fer, 2, lambda s: s.replace("Training", "PublicTest"))
+    with pytest.raises(DataFormatError, match=re.escape(f"{fer}:2: Usage is PublicTest, but ")
+                       + r".*fer2013new\.csv puts that face in Training"):
+        load_splits(DataPaths.in_folder(data))
+
+
+def test_a_damaged_cache_is_decoded_again(small_data: Path, isolated_cache: Path) -> None:
+    images, emotion, usage = read_fer2013(small_data / "fer2013.csv")
+    (cached,) = isolated_cache.rglob("fer2013-*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])
+    again, _, _ = read_fer2013(small_data / "fer2013.csv")
+    assert np.array_equal(again, images)
+    with np.load(cached) as arrays:  # written again, whole
+        assert np.array_equal(arrays["usage"], usage)
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temporary file left
+
+
+def test_missing_label_folder_says_where_and_what_else_works(small_data: Path, tmp_path: Path,
+                                                             isolated_cache: Path) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    shutil.rmtree(data / "ferplus")
+    with pytest.raises(FileNotFoundError, match=re.escape(f"label files in {data / 'ferplus'}") + ".*--votes fer2013new"):
+        load_splits(DataPaths.in_folder(data))
+    assert len(load_splits(DataPaths.in_folder(data), votes_source="fer2013new")["test"]) > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,8 +14,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import training.__main__ as training_main
 import training.train as train_module
-from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, load_checkpoint, save_checkpoint
+from fermonitor.core.checkpoint import (
+    FERPLUS_CLASSES,
+    CheckpointError,
+    ModelMeta,
+    load_checkpoint,
+    save_checkpoint,
+)
 from fermonitor.core.models import build_model
 from training import average, compare, evaluate_cli, export, train
 from training.data import DataPaths, load_splits
@@ -46,24 +55,35 @@ def test_two_training_steps_lower_the_loss(small_data: Path, isolated_cache: Pat
     assert losses[2] < losses[0], losses
 
 
-def test_resume_matches_an_uninterrupted_run(small_data: Path, isolated_cache: Path, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
-    straight = tmp_path / "straight"
-    train.main(train.get_args_parser().parse_args(_train_argv(small_data, straight, "--epochs", "2")))
-
+def _stop_in_epoch(index: int):
+    """train_one_epoch that raises KeyboardInterrupt when it starts epoch ``index`` (0-based)."""
     real_epoch = train_module.train_one_epoch
 
-    def stop_in_epoch_two(*args, **kwargs):
-        if args[6] == 1:  # the epoch index argument
+    def stop(*args, **kwargs):
+        if args[6] == index:  # the epoch index argument
             raise KeyboardInterrupt("simulated interruption")
         return real_epoch(*args, **kwargs)
 
+    return stop
+
+
+@pytest.mark.parametrize("sched", ["onecycle", "cosine"])
+def test_resume_matches_an_uninterrupted_run(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch, one_thread: None, sched: str) -> None:
+    # Dropout draws from torch's global generator: a resumed run must continue its stream.
+    recipe = ("--epochs", "2", "--sched", sched, "--dropout", "0.3")
+    straight = tmp_path / "straight"
+    train.main(train.get_args_parser().parse_args(_train_argv(small_data, straight, *recipe)))
+
     resumed = tmp_path / "resumed"
-    monkeypatch.setattr(train_module, "train_one_epoch", stop_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        train.main(train.get_args_parser().parse_args(_train_argv(small_data, resumed, "--epochs", "2")))
-    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
-    metrics = train.main(train.get_args_parser().parse_args(_train_argv(small_data, resumed, "--epochs", "2", "--resume")))
+    resumed.mkdir()
+    (resumed / "test_metrics.json").write_text("{}")  # an earlier run's, which must not outlive this one
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "train_one_epoch", _stop_in_epoch(1))
+        with pytest.raises(KeyboardInterrupt):
+            train.main(train.get_args_parser().parse_args(_train_argv(small_data, resumed, *recipe)))
+    assert not (resumed / "test_metrics.json").exists()
+    metrics = train.main(train.get_args_parser().parse_args(_train_argv(small_data, resumed, *recipe, "--resume")))
 
     a = torch.load(straight / "last.pth", weights_only=True)
     b = torch.load(resumed / "last.pth", weights_only=True)
@@ -73,6 +93,95 @@ def test_resume_matches_an_uninterrupted_run(small_data: Path, isolated_cache: P
     summary = (resumed / "summary.csv").read_text().splitlines()
     assert len(summary) == 3  # header and one row per epoch, none repeated
     assert json.loads((straight / "test_metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+
+
+def test_resume_with_a_new_epoch_budget_follows_the_new_cosine(small_data: Path, isolated_cache: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              one_thread: None) -> None:
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "train_one_epoch", _stop_in_epoch(1))
+        with pytest.raises(KeyboardInterrupt):
+            train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "4",
+                                                                      "--sched", "cosine")))
+    train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--sched", "cosine",
+                                                              "--resume")))
+    with open(run / "summary.csv", newline="") as f:
+        lrs = [float(row["lr"]) for row in csv.DictReader(f)]
+    # Cosine from 0.01 to 0 over 2 epochs: half-way, the second epoch starts at 0.005.
+    assert lrs == pytest.approx([0.01, 0.005], rel=1e-4)
+
+
+def test_resume_refuses_another_model_or_a_damaged_state(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                         one_thread: None) -> None:
+    run = tmp_path / "run"
+    train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "1")))
+    argv = [*_train_argv(small_data, run, "--epochs", "2", "--resume"), "--arch", "seed_resnet50"]
+    with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} was trained with --arch "
+                                                        "seed_resnet34, this run asks for --arch seed_resnet50")):
+        train.main(train.get_args_parser().parse_args(argv))
+    (run / "last.pth").write_bytes((run / "last.pth").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} is not a readable training state")):
+        train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--resume")))
+
+
+def test_init_refuses_a_checkpoint_of_another_model(small_data: Path, isolated_cache: Path, tmp_path: Path) -> None:
+    source = _random_checkpoint(tmp_path / "model.pt")  # 10 outputs, the original study's classes
+    argv = _train_argv(small_data, tmp_path / "run", "--epochs", "1", "--init", str(source))
+    with pytest.raises(CheckpointError, match=re.escape(f"--init {source} has 10 outputs; --label-mode majority trains 8")):
+        train.main(train.get_args_parser().parse_args(argv))
+    with pytest.raises(CheckpointError, match=re.escape(f"--init {source} is a {CHEAP_ARCH} model; this run trains "
+                                                        "--arch seed_resnet50")):
+        train.main(train.get_args_parser().parse_args([*argv, "--arch", "seed_resnet50"]))
+
+
+def test_test_only_scores_best_with_its_own_normalisation(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                          one_thread: None) -> None:
+    run = tmp_path / "run"
+    trained = train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "1")))
+    (run / "test_metrics.json").unlink()
+    again = train.main(train.get_args_parser().parse_args(
+        _train_argv(small_data, run, "--test-only", "--mean", "0.3", "--std", "0.4")))
+    assert again == trained
+    assert json.loads((run / "test_metrics.json").read_text()) == trained
+
+
+def test_summary_of_a_resumed_run_keeps_the_epochs_done(tmp_path: Path) -> None:
+    path = tmp_path / "summary.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([train.SUMMARY_FIELDS, [1, 0.01, 2, 0.1, 2, 0.1, 0.05, 9], [2, 0.01, 1, 0.2, 1, 0.2, 0.1, 9]])
+    train.start_summary(path, 1)  # epoch 2 was written, then interrupted before its state was saved
+    with open(path, newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1"]
+    train.start_summary(path, 0)
+    assert path.read_text().splitlines() == [",".join(train.SUMMARY_FIELDS)]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--augment", "flip,rotation"], "argument --augment: rotation not known; choose from flip,rotate,crop,erase"),
+    (["--train-fraction", "0"], "argument --train-fraction: 0 is not a share in (0, 1]"),
+    (["--batch-size", "0"], "argument --batch-size: 0 is not a whole number above 0"),
+    (["--std", "0"], "argument --std: 0 is not a number above 0"),
+    (["--dropout", "1"], "argument --dropout: 1 is not a share in [0, 1)"),
+    (["--seed", "-1"], "argument --seed: -1 is negative"),
+])
+def test_bad_training_options_are_refused(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        training_main.main(["train", *argv])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {message}")
+
+
+def test_command_line_errors_are_one_line(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere"
+    assert training_main.main(["train", "--data-dir", str(missing), "--output-dir", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err == f"training train: error: FER2013 file {missing / 'fer2013.csv.gz'} does not exist\n"
+    argv = ["train", *_train_argv(small_data, tmp_path / "run", "--label-mode", "argmax10", "--soft-targets")]
+    assert training_main.main(argv) == 1
+    assert capsys.readouterr().err == "training train: error: --soft-targets applies to --label-mode majority, not argmax10\n"
+    assert training_main.main(["evaluate", "--checkpoint", str(missing / "model.pt")]) == 1
+    assert capsys.readouterr().err == f"training evaluate: error: model file {missing / 'model.pt'} does not exist\n"
 
 
 def test_average_of_kept_epochs(small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None) -> None:
@@ -179,8 +288,6 @@ def test_compare_trains_runs_in_parallel_processes(small_data: Path, isolated_ca
     (tmp_path / "results" / "README.md").unlink()
     assert compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"])) == []
     assert (tmp_path / "results" / "README.md").read_text() == table
-    with pytest.raises(ValueError, match="--jobs 0 is not a positive number"):
-        compare.main(compare.get_args_parser().parse_args([*argv, "--jobs", "0"]))
 
 
 def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolated_cache: Path, tmp_path: Path,
@@ -209,3 +316,19 @@ def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolat
     assert "| [seed_resnet34](seed_resnet34/) |" in (tmp_path / "results" / "README.md").read_text()
     with pytest.raises(ValueError, match="--only names unknown runs nope"):
         compare.main(compare.get_args_parser().parse_args([*argv[:0], "--only", "nope"]))
+
+
+def test_compare_trains_again_a_run_left_under_another_budget(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture, one_thread: None) -> None:
+    argv = ["--only", "seed_resnet34", "--data-dir", str(small_data), "--threads", "1", "--output-dir",
+            str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"), "--no-progress"]
+    compare.main(compare.get_args_parser().parse_args([*argv, "--budget-epochs", "1"]))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        compare.main(compare.get_args_parser().parse_args([*argv, "--budget-epochs", "2"]))
+    assert "holds a run with other arguments; starting again" in caplog.text
+    assert "resumed from" not in caplog.text
+    published = tmp_path / "results" / "seed_resnet34"
+    assert json.loads((published / "args.json").read_text())["epochs"] == 2
+    with open(published / "summary.csv", newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
