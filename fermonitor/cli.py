@@ -14,6 +14,17 @@ from fermonitor.logging_setup import setup_logging
 log = logging.getLogger(__name__)
 
 
+def _seconds(text: str) -> float:
+    """A finite number of seconds, 0 or more (--exit-after)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= value < 1e6:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds from 0 to 999999")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fermonitor``."""
     parser = argparse.ArgumentParser(
@@ -26,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", metavar="SPEC",
                         help="app: source to start with (webcam:N, screen:N, region:X,Y,W,H, video:PATH)")
     parser.add_argument("--csv", metavar="PATH", help="app: start a session writing this CSV")
-    parser.add_argument("--exit-after", metavar="SECONDS", type=float,
+    parser.add_argument("--exit-after", metavar="SECONDS", type=_seconds,
                         help="app: stop the session and quit after this many seconds")
     parser.add_argument("--model", metavar="PATH",
                         help="app: a checkpoint to use instead of the shipped model")
@@ -39,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--rate", type=float, metavar="HZ", help="analysis steps per second of video (default 2)")
     analyze.add_argument("--detector", metavar="NAME", help="face detector (default haar)")
     analyze.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    analyze.add_argument("--model", metavar="PATH", help="a checkpoint (default: the shipped model)")
+    # SUPPRESS: without the option here, the one given before "analyze" stays.
+    analyze.add_argument("--model", metavar="PATH", default=argparse.SUPPRESS,
+                         help="a checkpoint (default: the shipped model)")
     analyze.add_argument("--settings", metavar="PATH",
                          help="a JSON settings file merged over the defaults (default: the defaults)")
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -52,7 +65,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from fermonitor.core.analyze import analyze_video
     from fermonitor.core.settings import Settings, read_settings
 
-    settings = read_settings(args.settings) if args.settings else Settings()
+    settings = read_settings(args.settings, missing_ok=False) if args.settings else Settings()
     # Progress in seconds of video; the total is known once the video is open.
     with tqdm(total=None, unit="s video", desc="analysing", disable=args.no_progress, file=sys.stderr) as bar:
 
@@ -66,6 +79,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
                                 device=args.device, model=args.model, settings=settings, progress=progress)
     print(f"{summary.rows} rows for {summary.people} people in {summary.steps} steps "
           f"({summary.video_seconds:.1f} s of video) written to {summary.csv_path}")
+    if summary.ended_early:
+        print(f"fermonitor: warning: video {args.video} stopped decoding at {summary.video_seconds:.1f} s of the "
+              f"{summary.duration_s:.1f} s it declares (cut short or damaged?); the rows up to there are written",
+              file=sys.stderr)
     return 0
 
 

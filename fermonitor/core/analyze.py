@@ -29,8 +29,10 @@ class AnalyzeSummary:
     steps: int
     rows: int
     people: int
-    video_seconds: float
+    video_seconds: float  # time of the last analysed frame
     csv_path: Path
+    duration_s: float = 0.0  # the container's length; 0 when unknown
+    ended_early: bool = False  # decoding stopped well before duration_s: a cut-short or damaged file
 
 
 def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None = None,
@@ -59,13 +61,16 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
     Raises
     ------
     SourceError
-        For an unreadable video, or one that fails part way (the CSV then holds every row so far).
+        For an unreadable video. One that stops decoding part way ends the run with every row so
+        far written and ``ended_early`` set in the summary.
     CheckpointError
         For a missing, corrupt or pickled model.
     SessionError
         For a CSV path that cannot be written.
     """
     settings = settings if settings is not None else Settings()
+    if Path(csv_path).resolve() == Path(path).resolve():
+        raise ValueError(f"CSV file {csv_path} is the video itself; choose another name for the CSV")
     overrides = {k: v for k, v in {"rate_hz": rate_hz, "detector": detector, "device": device}.items() if v is not None}
     if overrides:
         settings = dataclasses.replace(settings, analysis=dataclasses.replace(settings.analysis, **overrides))
@@ -83,7 +88,7 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
         steps = 0
         last_t = 0.0
         with SessionWriter(csv_path, source.description, classifier.meta, settings,
-                           classes=tuple(classifier.classes)) as writer:
+                           classes=pipeline.classes) as writer:
             next_t = 0.0
             while True:
                 frame = source.read_from(next_t)
@@ -99,7 +104,11 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
                 if progress is not None:
                     progress(last_t, source.duration_s)
             rows = writer.rows_written
+        duration = source.duration_s
     finally:
         source.close()
+    # The last step falls within one step of the end, and container lengths are not exact.
+    ended_early = duration > 0 and last_t < duration - max(1.0, 2.0 / rate)
     log.info("analysed %s: %d steps, %d rows, %d people", path, steps, rows, len(people))
-    return AnalyzeSummary(steps=steps, rows=rows, people=len(people), video_seconds=last_t, csv_path=Path(csv_path))
+    return AnalyzeSummary(steps=steps, rows=rows, people=len(people), video_seconds=last_t, csv_path=Path(csv_path),
+                          duration_s=duration, ended_early=ended_early)

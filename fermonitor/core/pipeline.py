@@ -8,6 +8,7 @@ from datetime import datetime
 
 import numpy as np
 
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import Classifier
 from fermonitor.core.detection import FaceDetector
 from fermonitor.core.preprocess import FACE_SIZE_PX, preprocess_face
@@ -67,7 +68,14 @@ class Pipeline:
         self.settings = settings if settings is not None else Settings()
         self.classifier = classifier
         self.detector = detector
-        self.classes = tuple(classifier.classes)
+        model_classes = tuple(classifier.classes)
+        # Results hold probabilities in FER+ order whatever order the model has, so the CSV, the
+        # timelines and the alerts can read them by position.
+        self._order: list[int] | None = None
+        self.classes = model_classes
+        if model_classes != FERPLUS_CLASSES and sorted(model_classes) == sorted(FERPLUS_CLASSES):
+            self._order = [model_classes.index(name) for name in FERPLUS_CLASSES]
+            self.classes = FERPLUS_CLASSES
         self.input_size = int(getattr(classifier, "input_size", FACE_SIZE_PX))
         check_indicator_mapping(self.classes, self.settings.indicator)
         self.tracker = Tracker(self.settings.tracking, absent_after_s=self.settings.indicator.absent_after_s)
@@ -99,6 +107,8 @@ class Pipeline:
             if raw.shape != (len(people), len(self.classes)):
                 raise ValueError(f"classifier returned shape {raw.shape} for {len(people)} faces and "
                                  f"{len(self.classes)} classes")
+            if self._order is not None:
+                raw = raw[:, self._order]
             for (person_id, box), probabilities in zip(people, raw, strict=True):
                 smoothed = self.smoother.update(person_id, probabilities, frame.t_seconds)
                 top = int(np.argmax(smoothed))

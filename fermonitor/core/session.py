@@ -47,6 +47,17 @@ def session_json_path(csv_path: str | Path) -> Path:
     return csv_path.with_name(csv_path.stem + ".session.json")
 
 
+def new_session_path(folder: Path, now: datetime) -> Path:
+    """``folder/session-YYYYmmdd-HHMMSS.csv``, with ``-2``, ``-3``, ... when that name is taken
+    (two sessions started within one second must not share a file)."""
+    stem = f"session-{now:%Y%m%d-%H%M%S}"
+    path, n = folder / f"{stem}.csv", 1
+    while path.exists() or session_json_path(path).exists():
+        n += 1
+        path = folder / f"{stem}-{n}.csv"
+    return path
+
+
 def _now() -> datetime:
     return datetime.now().astimezone()
 
@@ -125,12 +136,13 @@ class SessionWriter:
         Parameters
         ----------
         names
-            Display names by person id; people without one get an empty ``person_name``.
+            Display names by person id, all of them as they stand now (a cleared name is left
+            out); None keeps the last ones given. People without one get an empty ``person_name``.
         """
         if self._file is None:
             raise SessionError(f"CSV file {self.csv_path} is already closed")
-        if names:
-            self._names.update(names)
+        if names is not None:
+            self._names = dict(names)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         timestamp = result.wall_time.isoformat(timespec="milliseconds")
@@ -140,7 +152,7 @@ class SessionWriter:
             probabilities = [f"{face.probabilities[i]:.{PROBABILITY_DECIMALS}f}" for i in self._order]
             writer.writerow([
                 timestamp, f"{t:.3f}", result.frame_index, face.person_id,
-                (names or {}).get(face.person_id, self._names.get(face.person_id, "")),
+                self._names.get(face.person_id, ""),
                 x, y, w, h, *probabilities, face.top_expression,
                 f"{face.top_probability:.{PROBABILITY_DECIMALS}f}", face.indicator,
             ])

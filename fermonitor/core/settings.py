@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,8 @@ def _convert(key: str, value: Any, annotation: Any) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SettingsError(f"setting {key} must be a number, got {value!r}")
+        if not math.isfinite(value):  # JSON readers accept NaN and Infinity
+            raise SettingsError(f"setting {key} must be a finite number, got {value!r}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -194,16 +197,20 @@ def settings_from_dict(data: dict[str, Any], base: Settings | None = None) -> Se
     return settings
 
 
-def read_settings(path: str | Path | None = None) -> Settings:
-    """Read a JSON settings file merged over the defaults, strictly; a missing file gives the defaults.
+def read_settings(path: str | Path | None = None, missing_ok: bool = True) -> Settings:
+    """Read a JSON settings file merged over the defaults, strictly; a missing file gives the
+    defaults when ``missing_ok`` (the app's own file before the first save).
 
     Raises
     ------
     SettingsError
-        For a file that is not valid JSON, an unknown key or a wrong value, naming the file.
+        For a file that is not valid JSON, an unknown key or a wrong value, or a missing file
+        that was asked for, naming the file.
     """
     path = default_settings_path() if path is None else Path(path)
     if not path.exists():
+        if not missing_ok:
+            raise SettingsError(f"settings file {path} does not exist")
         return Settings()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -14,6 +14,7 @@ from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import MODEL_HELP, resolve_backend
 from fermonitor.core.resources import default_model_path
 from fermonitor.core.results import Frame, FrameResult
+from fermonitor.core.session import new_session_path
 from fermonitor.core.settings import Settings, save_settings
 from fermonitor.core.timeline import TimelineStore
 from fermonitor.ui.alerts import AlertBanner, AlertMonitor
@@ -142,9 +143,12 @@ class MainWindow(QMainWindow):
         when None); False when it could not start (the reason is shown in the window)."""
         if self.controller.running:
             return False
+        if self.controller.threads_running():
+            self.show_message("The last session is still stopping; press Start again in a moment.")
+            return False
         if csv_path is None:
             self.sessions_dir.mkdir(parents=True, exist_ok=True)
-            csv_path = self.sessions_dir / f"session-{datetime.now():%Y%m%d-%H%M%S}.csv"
+            csv_path = new_session_path(self.sessions_dir, datetime.now())
         self.csv_path = Path(csv_path)
         self.last_png_path = None
         self.store = TimelineStore(FERPLUS_CLASSES)

@@ -46,7 +46,8 @@ def open_pipeline(plan: SessionPlan, source_description: str) -> tuple[Pipeline,
     detector = create_detector(plan.settings.analysis.detector,
                                max_side_px=plan.settings.analysis.detector_max_side_px)
     pipeline = Pipeline(classifier, detector, plan.settings)
-    writer = SessionWriter(plan.csv_path, source_description, classifier.meta, plan.settings)
+    writer = SessionWriter(plan.csv_path, source_description, classifier.meta, plan.settings,
+                           classes=pipeline.classes)
     return pipeline, writer
 
 
@@ -78,8 +79,8 @@ class SessionController(QObject):
 
     def start(self, plan: SessionPlan) -> bool:
         """Start a session; False (and ``faulted``) when the source spec cannot be parsed."""
-        if self._running:
-            raise RuntimeError("a session is already running; stop it first")
+        if self._running or self.threads_running():
+            raise RuntimeError("a session is already running or still stopping; stop it first")
         try:
             source = parse_source(plan.source_spec)
         except ValueError as exc:
@@ -177,6 +178,8 @@ class SessionController(QObject):
 
     @Slot(object)
     def on_pipeline_ready(self, pipeline: Any) -> None:
+        if not self._running:  # a worker of a session stopped while its model was loading
+            return
         self.state_changed.emit("paused" if self.paused else "analysing")
 
     @Slot()

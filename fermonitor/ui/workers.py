@@ -40,7 +40,8 @@ class CaptureWorker(QObject):
     slot
         Where frames go.
     pace
-        Deliver frames no faster than their own timestamps (a video file plays in real time).
+        Deliver frames no faster than their own timestamps (a video file plays in real time); a
+        source with ``read_from(t)`` also skips the frames that fall behind the wall clock.
     """
 
     opened = Signal(str)
@@ -87,7 +88,12 @@ class CaptureWorker(QObject):
             wait = last_read + 1.0 / MAX_CAPTURE_FPS - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
-            frame = source.read()
+            if self._pace and first_t is not None and hasattr(source, "read_from"):
+                # Keep to the video's own clock: frames it has passed are skipped undecoded, so a
+                # video faster than MAX_CAPTURE_FPS still plays in real time (newest frame wins).
+                frame = source.read_from(first_t + (time.monotonic() - start))
+            else:
+                frame = source.read()
             last_read = time.monotonic()
             if frame is None:
                 log.info("source ended after %d frames", self.frames_read)

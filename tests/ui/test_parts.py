@@ -17,6 +17,7 @@ from ui_helpers import fast_settings, gallery_image, make_window, read_rows
 from fermonitor.core.results import FaceObservation, Frame, FrameResult
 from fermonitor.core.session import session_json_path
 from fermonitor.core.settings import AlertSettings, Settings, read_settings
+from fermonitor.core.sources import VideoSource
 from fermonitor.core.timeline import TimelineStore
 from fermonitor.ui import app as app_module
 from fermonitor.ui import first_run
@@ -25,7 +26,7 @@ from fermonitor.ui.frame_slot import LatestFrameSlot
 from fermonitor.ui.session_controller import SessionPlan, open_pipeline
 from fermonitor.ui.settings_dialog import SettingsDialog
 from fermonitor.ui.timeline_widget import TimelineWidget
-from fermonitor.ui.workers import AnalysisWorker
+from fermonitor.ui.workers import MAX_CAPTURE_FPS, AnalysisWorker, CaptureWorker
 
 
 def _frame(index: int, image: np.ndarray | None = None, t: float | None = None) -> Frame:
@@ -56,6 +57,27 @@ def test_the_newest_frame_wins_and_drops_are_counted() -> None:
     assert slot.take(0.01) == (None, 0)
     slot.close()
     assert slot.closed
+
+
+def test_a_video_faster_than_the_capture_cap_still_plays_in_real_time(make_face_video, fer_faces) -> None:
+    images, _ = fer_faces
+    video = make_face_video(images[:1], seconds=1.0, fps=2 * MAX_CAPTURE_FPS)
+    source = VideoSource(video)
+
+    def open_source() -> VideoSource:
+        source.open()
+        return source
+
+    worker = CaptureWorker(open_source, LatestFrameSlot())
+    delivered: list[Frame] = []
+    worker.frame_captured.connect(delivered.append)
+    worker.run()  # in this thread, until the video ends
+    # Frames the wall clock has passed are skipped undecoded: about half are read, over the whole video
+    # (at the capture cap without skipping, all 60 would be read and the second would last two).
+    assert len(delivered) == worker.frames_read <= 0.75 * 2 * MAX_CAPTURE_FPS
+    assert delivered[-1].t_seconds >= 0.5
+    times = [frame.t_seconds for frame in delivered]
+    assert times == sorted(times)
 
 
 def test_negative_alert_only_after_holding_for_its_time() -> None:

@@ -78,6 +78,7 @@ def test_analyze_writes_rows_for_the_people_in_a_video(tmp_path: Path, make_face
     described = json.loads(session_json_path(out).read_text())
     assert described["source"] == f"video:{video}" and described["end"] is not None
     assert described["model"]["arch"] == "vgg19" and described["settings"]["analysis"]["rate_hz"] == 2.0
+    assert "warning" not in captured.err  # the whole video was read
 
 
 def test_a_video_that_breaks_part_way_ends_cleanly(tmp_path: Path, make_face_video, detectable_faces,
@@ -97,6 +98,45 @@ def test_a_video_that_breaks_part_way_ends_cleanly(tmp_path: Path, make_face_vid
     assert max(float(r["t_seconds"]) for r in rows) < 3.5
     assert seen == sorted(seen) and len(seen) == summary.steps
     assert json.loads(session_json_path(out).read_text())["end"] is not None
+    assert summary.ended_early and summary.duration_s == pytest.approx(4.0)
+
+
+def test_the_command_warns_when_a_video_is_cut_short(tmp_path: Path, make_face_video, detectable_faces,
+                                                     tiny_checkpoint: Path, capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=4.0, fps=10)
+    broken = tmp_path / "broken.avi"
+    data = video.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "broken.csv"
+    assert cli.main(["analyze", str(broken), "--csv", str(out), "--model", str(tiny_checkpoint), "--device", "cpu",
+                     "--no-progress"]) == 0
+    [warning] = errors_of(capsys)
+    assert warning.startswith(f"fermonitor: warning: video {broken} stopped decoding at ")
+    assert "of the 4.0 s it declares (cut short or damaged?); the rows up to there are written" in warning
+    assert len(read_rows(out)) > 0
+
+
+def test_options_that_would_lose_data_or_be_ignored(tmp_path: Path, make_face_video, detectable_faces,
+                                                    tiny_checkpoint: Path, capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    before = video.read_bytes()
+    assert cli.main(["analyze", str(video), "--csv", str(video), "--model", str(tiny_checkpoint)]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: CSV file {video} is the video itself; choose another name "
+                                 "for the CSV"]
+    assert video.read_bytes() == before
+    missing = tmp_path / "setings.json"
+    assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--settings", str(missing)]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: settings file {missing} does not exist"]
+    assert not (tmp_path / "o.csv").exists()
+    # --model before the command counts, after it too (the later one wins).
+    args = cli.build_parser().parse_args(["--model", "a.pt", "analyze", str(video), "--csv", "o.csv"])
+    assert args.model == "a.pt"
+    args = cli.build_parser().parse_args(["--model", "a.pt", "analyze", str(video), "--csv", "o.csv", "--model", "b.pt"])
+    assert args.model == "b.pt"
+    for value in ("inf", "nan", "-1"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["--exit-after", value])
+        assert "argument --exit-after: " in capsys.readouterr().err
 
 
 def test_unreadable_video(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:

@@ -144,3 +144,27 @@ def test_absent_people_are_reported(classifier, fer_faces) -> None:
     assert [r.absent_ids for r in empty] == [(), (), (1,), (1,), (1,)]
     assert pipeline.process(frame_with_faces(images[:0], [], 3.5, 9)).absent_ids == ()
     assert all(r.faces == () for r in empty)
+
+
+class ReversedClassifier(CountingClassifier):
+    """The real classifier with its classes, and so its outputs, in reverse order."""
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(reversed(self.inner.classes))
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        return self.inner.predict(faces)[:, ::-1]
+
+
+def test_results_hold_probabilities_in_ferplus_order_whatever_the_model_order(classifier, fer_faces) -> None:
+    images, _ = fer_faces
+    box = [(100, 60, 96, 96)]
+    settings = settings_from_dict({"tracking": {"min_hits": 1}})
+    frame = frame_with_faces(images[:1], box, 0.0, 0)
+    straight = Pipeline(classifier, FixedBoxes(box), settings).process(frame).faces[0]
+    reordered_pipeline = Pipeline(ReversedClassifier(classifier), FixedBoxes(box), settings)
+    reordered = reordered_pipeline.process(frame).faces[0]
+    assert reordered_pipeline.classes == FERPLUS_CLASSES
+    np.testing.assert_allclose(reordered.probabilities, straight.probabilities, atol=1e-6)
+    assert (reordered.top_expression, reordered.indicator) == (straight.top_expression, straight.indicator)

@@ -11,7 +11,13 @@ import pytest
 
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta
 from fermonitor.core.results import FaceObservation, FrameResult
-from fermonitor.core.session import CSV_HEADER, SessionError, SessionWriter, session_json_path
+from fermonitor.core.session import (
+    CSV_HEADER,
+    SessionError,
+    SessionWriter,
+    new_session_path,
+    session_json_path,
+)
 from fermonitor.core.settings import Settings, settings_to_dict
 
 EXPECTED_HEADER = ("timestamp,t_seconds,frame_index,person_id,person_name,x,y,w,h,neutral,happiness,surprise,"
@@ -88,6 +94,28 @@ def test_session_json_beside_the_csv(tmp_path: Path) -> None:
     assert after["rows"] == 1 and after["person_names"] == {"1": "Grace"}
     with pytest.raises(SessionError, match="already closed"):
         writer.write(FrameResult(1, 0.5, WALL, (640, 480), ()))
+
+
+def test_new_session_names_never_reuse_a_file(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 1, 9, 30, 5)
+    first = new_session_path(tmp_path, now)
+    assert first == tmp_path / "session-20261201-093005.csv"
+    SessionWriter(first, "webcam:0", None, Settings()).close()
+    second = new_session_path(tmp_path, now)  # started again within the same second
+    assert second == tmp_path / "session-20261201-093005-2.csv"
+    session_json_path(second).write_text("{}")  # a JSON left without its CSV also holds the name
+    assert new_session_path(tmp_path, now) == tmp_path / "session-20261201-093005-3.csv"
+
+
+def test_a_cleared_name_goes_back_to_the_anonymous_id(tmp_path: Path) -> None:
+    path = tmp_path / "names.csv"
+    with SessionWriter(path, "webcam:0", None, Settings()) as writer:
+        writer.write(FrameResult(0, 0.0, WALL, (640, 480), (observation(1, 0.9),)), names={1: "Ada"})
+        writer.write(FrameResult(1, 0.5, WALL, (640, 480), (observation(1, 0.9),)))  # None: names as before
+        writer.write(FrameResult(2, 1.0, WALL, (640, 480), (observation(1, 0.9),)), names={})
+    with open(path, newline="") as handle:
+        assert [row["person_name"] for row in csv.DictReader(handle)] == ["Ada", "Ada", ""]
+    assert json.loads(session_json_path(path).read_text())["person_names"] == {}
 
 
 def test_unwritable_paths_are_named(tmp_path: Path) -> None:

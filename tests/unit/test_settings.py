@@ -58,6 +58,8 @@ def test_round_trip_through_a_file(tmp_path: Path) -> None:
     ({"analysis": {"detector": 3}}, r"analysis\.detector must be a string"),
     ({"indicator": {"positive": "happiness"}}, r"indicator\.positive must be a list of strings"),
     ({"analysis": {"rate_hz": 0}}, r"analysis\.rate_hz must be above 0"),
+    ({"analysis": {"smoothing_tau_s": float("nan")}}, r"analysis\.smoothing_tau_s must be a finite number, got nan"),
+    ({"analysis": {"rate_hz": float("inf")}}, r"analysis\.rate_hz must be a finite number, got inf"),
     ({"alerts": {"negative_share": 1.5}}, r"alerts\.negative_share must be between 0 and 1"),
     ({"indicator": {"positive": ["happiness", "neutral"]}}, r"'neutral' is already in indicator\.neutral"),
     ({"analysis": 3}, r"section analysis must be a mapping"),
@@ -83,3 +85,5 @@ def test_bad_file_strict_and_lenient(tmp_path: Path) -> None:
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     assert load_settings(tmp_path / "none.json") == (Settings(), [])
+    with pytest.raises(SettingsError, match=r"settings file .*none\.json does not exist"):
+        read_settings(tmp_path / "none.json", missing_ok=False)
