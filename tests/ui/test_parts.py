@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QThread
 from PySide6.QtWidgets import QDialog
 from ui_helpers import fast_settings, gallery_image, make_window, read_rows
 
@@ -78,6 +79,33 @@ def test_a_video_faster_than_the_capture_cap_still_plays_in_real_time(make_face_
     assert delivered[-1].t_seconds >= 0.5
     times = [frame.t_seconds for frame in delivered]
     assert times == sorted(times)
+
+
+def test_a_worker_left_from_a_stopped_session_changes_nothing(qtbot: object, tmp_path: Path,
+                                                              ui_checkpoint: Path) -> None:
+    """A stop whose join timed out (a slow model load) leaves a thread behind: its late
+    pipeline_ready must not bring the stopped session back, and no new session starts beside it."""
+    window = make_window(qtbot, tmp_path, "webcam:0", ui_checkpoint)
+    states: list[str] = []
+    window.controller.state_changed.connect(states.append)
+    window.controller.on_pipeline_ready(object())  # no session is running
+    assert states == []
+    release = threading.Event()
+
+    class LeftOver(QThread):
+        def run(self) -> None:
+            release.wait(10)
+
+    left_over = LeftOver()
+    left_over.start()
+    window.controller.threads = [left_over]
+    try:
+        assert window.start_session() is False
+        assert "still stopping" in window.message()
+        assert not window.controller.running and not (tmp_path / "sessions").exists()
+    finally:
+        release.set()
+        assert left_over.wait(5000)
 
 
 def test_negative_alert_only_after_holding_for_its_time() -> None:
