@@ -241,7 +241,7 @@ def start_summary(path: Path, epochs_done: int) -> None:
         csv.writer(f).writerows([SUMMARY_FIELDS, *rows])
 
 
-def test_best(args, test: FaceSplit, device: torch.device) -> dict:
+def score_best(args, test: FaceSplit, device: torch.device) -> dict:
     """Score output-dir/best.pt on the test split with its own normalisation; log the result and
     write test_metrics.json."""
     best, meta = load_checkpoint(args.output_dir / "best.pt")
@@ -268,7 +268,7 @@ def main(args) -> dict:
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     log.info("train %d, valid %d, test %d faces; device %s", len(train), len(valid), len(test), device)
     if args.test_only:
-        return test_best(args, test, device)
+        return score_best(args, test, device)
 
     model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
     if args.init is not None:
@@ -319,4 +319,4 @@ def main(args) -> dict:
         torch.save(state, last_path.with_suffix(".tmp"))
         last_path.with_suffix(".tmp").replace(last_path)
 
-    return test_best(args, test, device)
+    return score_best(args, test, device)
