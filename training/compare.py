@@ -159,7 +159,7 @@ def execute(run: Run, args, work_dir: Path) -> None:
         if same_arguments(run_dir, argv) and (run_dir / "last.pth").is_file():
             argv.append("--resume")
         elif run_dir.exists():
-            log.info("%s: %s holds a run with other arguments; starting again", run.name, run_dir)
+            log.info("%s: %s holds no run to resume under these arguments; starting again", run.name, run_dir)
             shutil.rmtree(run_dir)
         log.info("%s: python -m training train %s", run.name, " ".join(argv))
         started = time.perf_counter()

@@ -108,8 +108,8 @@ def _decode_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     emotions: list[int] = []
     usages: list[str] = []
     line_no = 1
-    try:
-        with _open_text(path) as handle:
+    with _open_text(path) as handle:  # a file that cannot be opened at all raises its own OSError
+        try:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header != ["emotion", "pixels", "Usage"]:
@@ -118,9 +118,9 @@ def _decode_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 images.append(_parse_fer2013_row(path, line_no, row))
                 emotions.append(int(row[0]))
                 usages.append(row[2])
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"{path}: unreadable after line {line_no} ({exc}); the file is damaged or cut "
-                              "short: download it again") from exc
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataFormatError(f"{path}: unreadable after line {line_no} ({exc}); the file is damaged or cut "
+                                  "short: download it again") from exc
     if not images:
         raise DataFormatError(f"{path}: no image rows after the header")
     return np.stack(images), np.array(emotions, dtype=np.int8), np.array(usages)

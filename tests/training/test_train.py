@@ -326,7 +326,7 @@ def test_compare_trains_again_a_run_left_under_another_budget(small_data: Path, 
     caplog.clear()
     with caplog.at_level("INFO"):
         compare.main(compare.get_args_parser().parse_args([*argv, "--budget-epochs", "2"]))
-    assert "holds a run with other arguments; starting again" in caplog.text
+    assert "holds no run to resume under these arguments; starting again" in caplog.text
     assert "resumed from" not in caplog.text
     published = tmp_path / "results" / "seed_resnet34"
     assert json.loads((published / "args.json").read_text())["epochs"] == 2
