@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fermonitor import __version__
+from fermonitor.core.errors import one_line
 from fermonitor.logging_setup import setup_logging
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_app(args)
     except (SourceError, CheckpointError, SessionError, DetectorError, SettingsError, RuntimeError, ValueError) as exc:
         log.info("%s failed", args.command or "app", exc_info=True)
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"fermonitor: error: {message}", file=sys.stderr)
+        print(f"fermonitor: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fermonitor: interrupted", file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from fermonitor.core.errors import one_line
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -21,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: the project's errors (DataFormatError, CheckpointError, ExportError, PackError are
         # ValueErrors) and missing files name it; one line, the traceback only in the debug log.
         logging.getLogger("training").debug("%s failed", command, exc_info=True)
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"training {command}: error: {message}", file=sys.stderr)
+        print(f"training {command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"training {command}: interrupted; a train or compare run continues with --resume or when started "

@@ -125,20 +125,19 @@ def run_arguments(run: Run, args, work_dir: Path) -> list[str]:
     return argv
 
 
-def same_arguments(run_dir: Path, argv: list[str]) -> bool:
-    """Whether the run in ``run_dir`` was started with the arguments ``argv`` asks for."""
+def same_arguments(run_dir: Path, wanted: dict) -> bool:
+    """Whether the run in ``run_dir`` was started with the arguments ``wanted`` (train.args_dict form)."""
     if not (run_dir / "args.json").is_file():
         return False
     done = json.loads((run_dir / "args.json").read_text())
-    wanted = train.args_dict(train.get_args_parser().parse_args(argv))
     # Settings that do not change what a run computes (keep_epochs only keeps more files).
     keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp", "keep_epochs"}
     return all(done.get(k) == wanted[k] for k in keys)
 
 
-def is_finished(run_dir: Path, argv: list[str]) -> bool:
+def is_finished(run_dir: Path, wanted: dict) -> bool:
     """A run is done when its test metrics exist and it was trained with the same arguments."""
-    return (run_dir / "test_metrics.json").is_file() and same_arguments(run_dir, argv)
+    return (run_dir / "test_metrics.json").is_file() and same_arguments(run_dir, wanted)
 
 
 def execute(run: Run, args, work_dir: Path) -> None:
@@ -149,21 +148,23 @@ def execute(run: Run, args, work_dir: Path) -> None:
     """
     run_dir = work_dir / run.name
     argv = run_arguments(run, args, work_dir)
-    if is_finished(args.output_dir / run.name, argv):
+    train_args = train.get_args_parser().parse_args(argv)
+    wanted = train.args_dict(train_args)
+    if is_finished(args.output_dir / run.name, wanted):
         # Published by an earlier session whose work folder may be gone.
         log.info("%s: already published in %s", run.name, args.output_dir / run.name)
         return
-    if is_finished(run_dir, argv):
+    if is_finished(run_dir, wanted):
         log.info("%s: already finished in %s", run.name, run_dir)
     else:
-        if same_arguments(run_dir, argv) and (run_dir / "last.pth").is_file():
-            argv.append("--resume")
+        if same_arguments(run_dir, wanted) and (run_dir / "last.pth").is_file():
+            train_args.resume = True
         elif run_dir.exists():
             log.info("%s: %s holds no run to resume under these arguments; starting again", run.name, run_dir)
             shutil.rmtree(run_dir)
-        log.info("%s: python -m training train %s", run.name, " ".join(argv))
+        log.info("%s: python -m training train %s%s", run.name, " ".join(argv), " --resume" if train_args.resume else "")
         started = time.perf_counter()
-        train.main(train.get_args_parser().parse_args(argv))
+        train.main(train_args)
         log.info("%s: finished in %.0f s", run.name, time.perf_counter() - started)
     publish(run, run_dir, args.output_dir / run.name)
 

@@ -16,6 +16,7 @@ import torch
 
 from fermonitor.core.checkpoint import CheckpointError, ModelMeta, load_checkpoint, save_checkpoint
 from fermonitor.core.device import pick_device, reduced_precision_default
+from fermonitor.core.errors import one_line
 from fermonitor.core.models import build_model, list_models
 from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits
 from training.engine import AUGMENT_OPS, evaluate, make_grad_scaler, train_one_epoch
@@ -31,46 +32,26 @@ SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid
 RESUME_FIXED = ("arch", "label_mode", "opt", "sched")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number above 0")
-    return value
+def _bounded(convert, accepts, message: str, name: str):
+    """An argparse type: ``convert`` the text, and refuse a value ``accepts`` rejects (nan too)
+    with ``message`` ({} is the text)."""
+
+    def parse(text: str):
+        value = convert(text)
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(message.format(text))
+        return value
+
+    parse.__name__ = name  # argparse names the type in its message for text convert() refuses
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is not a number above 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a number of 0 or more")
-    return value
-
-
-def share_below_one(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a share in [0, 1)")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a share in (0, 1]")
-    return value
+positive_int = _bounded(int, lambda v: v > 0, "{} is not a whole number above 0", "positive_int")
+non_negative_int = _bounded(int, lambda v: v >= 0, "{} is negative", "non_negative_int")
+positive_float = _bounded(float, lambda v: v > 0, "{} is not a number above 0", "positive_float")
+non_negative_float = _bounded(float, lambda v: v >= 0, "{} is not a number of 0 or more", "non_negative_float")
+share_below_one = _bounded(float, lambda v: 0.0 <= v < 1.0, "{} is not a share in [0, 1)", "share_below_one")
+fraction = _bounded(float, lambda v: 0.0 < v <= 1.0, "{} is not a share in (0, 1]", "fraction")
 
 
 def augment_list(text: str) -> list[str]:
@@ -218,8 +199,7 @@ def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"--resume: {path} does not fit this model and optimizer ({detail})") from exc
+        raise CheckpointError(f"--resume: {path} does not fit this model and optimizer ({one_line(exc)})") from exc
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     if "rng" in state:

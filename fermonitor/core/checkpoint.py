@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fermonitor.core.errors import one_line
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -121,8 +123,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as exc:
-        summary = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"model file {path}: weights do not match architecture {meta.arch!r} ({summary})") from exc
+        raise CheckpointError(f"model file {path}: weights do not match architecture {meta.arch!r} "
+                              f"({one_line(exc)})") from exc
     return model.eval(), meta
 
 

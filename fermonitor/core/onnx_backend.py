@@ -10,6 +10,7 @@ import numpy as np
 
 from fermonitor.core.checkpoint import CheckpointError, ModelMeta
 from fermonitor.core.classifier_base import FaceBatchClassifier
+from fermonitor.core.errors import one_line
 from fermonitor.core.preprocess import normalise_faces
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,7 @@ class OnnxClassifier(FaceBatchClassifier):
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"model file {self.path} is not a readable ONNX model ({first_line})") from exc
+            raise CheckpointError(f"model file {self.path} is not a readable ONNX model ({one_line(exc)})") from exc
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:

@@ -16,6 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from fermonitor.core.errors import one_line
 from fermonitor.core.results import Frame, FrameResult
 from fermonitor.ui.frame_slot import LatestFrameSlot
 
@@ -70,7 +71,7 @@ class CaptureWorker(QObject):
             self._loop(source)
         except Exception as exc:  # reported to the window and logged
             _log_failure("capture", exc)
-            self.errored.emit(_one_line(exc))
+            self.errored.emit(one_line(exc))
         finally:
             if source is not None:
                 try:
@@ -84,13 +85,14 @@ class CaptureWorker(QObject):
         first_t: float | None = None
         start = time.monotonic()
         last_read = 0.0
+        # Keep to a video's own clock: frames it has passed are skipped undecoded, so a video
+        # faster than MAX_CAPTURE_FPS still plays in real time (newest frame wins).
+        keep_to_clock = self._pace and hasattr(source, "read_from")
         while not self._stop.is_set():
             wait = last_read + 1.0 / MAX_CAPTURE_FPS - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
-            if self._pace and first_t is not None and hasattr(source, "read_from"):
-                # Keep to the video's own clock: frames it has passed are skipped undecoded, so a
-                # video faster than MAX_CAPTURE_FPS still plays in real time (newest frame wins).
+            if keep_to_clock and first_t is not None:
                 frame = source.read_from(first_t + (time.monotonic() - start))
             else:
                 frame = source.read()
@@ -202,13 +204,13 @@ class AnalysisWorker(QObject):
             self._loop()
         except Exception as exc:  # reported to the window and logged
             _log_failure("analysis", exc)
-            self.errored.emit(_one_line(exc))
+            self.errored.emit(one_line(exc))
         finally:
             try:
                 self.close()
             except Exception as exc:
                 log.exception("closing the session file failed")
-                self.errored.emit(_one_line(exc))
+                self.errored.emit(one_line(exc))
             self.finished.emit()
 
     def _loop(self) -> None:
@@ -234,11 +236,6 @@ class AnalysisWorker(QObject):
 
 def _log_failure(what: str, exc: BaseException) -> None:
     if isinstance(exc, EXPECTED_ERRORS):
-        log.warning("%s stopped: %s", what, _one_line(exc))
+        log.warning("%s stopped: %s", what, one_line(exc))
     else:
         log.error("%s failed", what, exc_info=exc)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
