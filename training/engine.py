@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -78,6 +79,22 @@ def augment(x: torch.Tensor, ops: set[str], generator: torch.Generator) -> torch
     return x.contiguous(memory_format=torch.channels_last)
 
 
+@dataclass
+class EpochProgress:
+    """How far an epoch has come: batches done, their summed loss, right answers and faces, and
+    the augmentation generator's state after them (what a resume inside the epoch needs)."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    aug_state: torch.Tensor | None = None
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
+                "aug_state": self.aug_state}
+
+
 def train_one_epoch(
     model: nn.Module,
     split: FaceSplit,
@@ -88,18 +105,28 @@ def train_one_epoch(
     epoch: int,
     progress=None,
     scaler: torch.amp.GradScaler | None = None,
+    start: EpochProgress | None = None,
+    after_step: Callable[[EpochProgress], None] | None = None,
 ) -> dict[str, float]:
     """Train one pass over ``split``; returns mean loss and training accuracy.
 
     ``scaler`` scales the loss for fp16 autocast (:func:`make_grad_scaler`); None trains without.
+    ``start`` continues an epoch that stopped part-way (its batches and augmentation draws follow
+    on exactly); ``after_step`` sees the progress after every batch (to save it now and then).
     """
     scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)
     model.train()
     rng = np.random.default_rng(args.seed * 1000 + epoch)
     aug_gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+    done = start if start is not None else EpochProgress()
+    if done.aug_state is not None:
+        aug_gen.set_state(done.aug_state)
+    if progress is not None:
+        progress.update(done.seen)
     ops = set(args.augment)
-    total_loss, correct, seen = 0.0, 0, 0
-    for index in batches(len(split), args.batch_size, rng):
+    for step, index in enumerate(batches(len(split), args.batch_size, rng)):
+        if step < done.step:  # trained before the interruption
+            continue
         x = to_input(split.images[index], args.mean, args.std, device)
         if ops:
             x = augment(x, ops, aug_gen)
@@ -116,13 +143,17 @@ def train_one_epoch(
         scaler.update()
         if scheduler is not None:
             scheduler.step()
-        total_loss += loss.item() * len(index)
-        correct += int((logits.argmax(1).cpu() == torch.from_numpy(split.labels[index])).sum())
-        seen += len(index)
+        done.step = step + 1
+        done.loss_sum += loss.item() * len(index)
+        done.correct += int((logits.argmax(1).cpu() == torch.from_numpy(split.labels[index])).sum())
+        done.seen += len(index)
         if progress is not None:
             progress.update(len(index))
-            progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-    return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
+            progress.set_postfix(loss=f"{done.loss_sum / done.seen:.3f}", acc=f"{done.correct / done.seen:.3f}")
+        if after_step is not None:
+            done.aug_state = aug_gen.get_state()
+            after_step(done)
+    return {"train_loss": done.loss_sum / max(done.seen, 1), "train_acc": done.correct / max(done.seen, 1)}
 
 
 @torch.inference_mode()

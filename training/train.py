@@ -19,7 +19,7 @@ from fermonitor.core.device import pick_device, reduced_precision_default
 from fermonitor.core.errors import one_line
 from fermonitor.core.models import build_model, list_models
 from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits
-from training.engine import AUGMENT_OPS, evaluate, make_grad_scaler, train_one_epoch
+from training.engine import AUGMENT_OPS, EpochProgress, evaluate, make_grad_scaler, train_one_epoch
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid
 # Settings a resumed run must share with the run that wrote last.pth: they shape the model's
 # outputs, the optimizer state or the schedule that last.pth holds.
 RESUME_FIXED = ("arch", "label_mode", "opt", "sched")
+# Settings that also fix the order of an epoch's batches: a resume inside an epoch needs them unchanged.
+MID_EPOCH_FIXED = ("batch_size", "seed", "train_fraction", "offline_triple")
 
 
 def _bounded(convert, accepts, message: str, name: str):
@@ -100,6 +102,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="bf16 autocast (fp16 with loss scaling on GPUs without bf16); auto: CUDA, or a CPU with native bf16")
     p.add_argument("--output-dir", type=Path, default=Path("runs/vgg19"))
     p.add_argument("--resume", action="store_true", help="continue from output-dir/last.pth")
+    p.add_argument("--save-minutes", type=non_negative_float, default=10.0,
+                   help="also save last.pth inside an epoch at most this often, so a stopped run loses at most "
+                        "these minutes (0: at the end of each epoch only)")
     p.add_argument("--keep-epochs", action="store_true",
                    help="also keep each epoch's weights as output-dir/epochNNN.pt (for `average`)")
     p.add_argument("--init", type=Path, default=None,
@@ -182,15 +187,18 @@ def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> Non
     log.info("initialised from %s", path)
 
 
-def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device) -> tuple[int, float]:
+def resume_from(path: Path, args, model, optimizer, scaler,
+                device: torch.device) -> tuple[int, float, dict | None]:
     """Load ``path`` (last.pth) into model, optimizer and loss scaler and restore torch's random
-    state (dropout); returns the next epoch and the best validation accuracy so far."""
+    state (dropout); returns the epoch to train next, the best validation accuracy so far and,
+    when the run stopped inside that epoch, how far it had come (else None)."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a torn or foreign file can fail anywhere in the unpickler
         raise CheckpointError(f"--resume: {path} is not a readable training state ({exc})") from exc
     saved = state.get("args", {}) if isinstance(state, dict) else {}
-    for key in RESUME_FIXED:
+    within = state.get("within") if isinstance(state, dict) else None
+    for key in RESUME_FIXED + (MID_EPOCH_FIXED if within else ()):
         if key in saved and saved[key] != getattr(args, key):
             option = "--" + key.replace("_", "-")
             raise CheckpointError(f"--resume: {path} was trained with {option} {saved[key]}, this run asks for "
@@ -206,8 +214,18 @@ def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device
         torch.set_rng_state(state["rng"].cpu())
     if "cuda_rng" in state and device.type == "cuda":
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    log.info("resumed from %s at epoch %d", path, int(state["epoch"]) + 1)
-    return int(state["epoch"]) + 1, float(state["best_valid_acc"])
+    epoch = int(state["epoch"]) + 1
+    if within:
+        log.info("resumed from %s inside epoch %d, after %d of its batches", path, epoch + 1, within["step"])
+    else:
+        log.info("resumed from %s at epoch %d", path, epoch + 1)
+    return epoch, float(state["best_valid_acc"]), within
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    """Write last.pth whole or not at all: a run stopped while saving keeps the previous one."""
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
 
 
 def start_summary(path: Path, epochs_done: int) -> None:
@@ -256,26 +274,52 @@ def main(args) -> dict:
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, args)
     scaler = make_grad_scaler(device, args.amp)
-    start_epoch, best_acc = 0, -1.0
+    start_epoch, best_acc, within = 0, -1.0, None
     last_path = args.output_dir / "last.pth"
     if args.resume and last_path.is_file():
-        start_epoch, best_acc = resume_from(last_path, args, model, optimizer, scaler, device)
+        start_epoch, best_acc, within = resume_from(last_path, args, model, optimizer, scaler, device)
+        if start_epoch >= args.epochs:  # a smaller --epochs budget than the run had reached
+            within = None
     steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
-    scheduler = make_scheduler(optimizer, args, steps_per_epoch, min(start_epoch, args.epochs) * steps_per_epoch)
+    steps_done = min(start_epoch, args.epochs) * steps_per_epoch + (within["step"] if within else 0)
+    scheduler = make_scheduler(optimizer, args, steps_per_epoch, steps_done)
     (args.output_dir / "test_metrics.json").unlink(missing_ok=True)  # an earlier run's, in this folder
     (args.output_dir / "args.json").write_text(json.dumps(args_dict(args), indent=2) + "\n")
     summary_path = args.output_dir / "summary.csv"
     start_summary(summary_path, start_epoch)
 
+    def training_state(epoch_done: int) -> dict:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                 "epoch": epoch_done, "best_valid_acc": best_acc, "args": args_dict(args),
+                 "rng": torch.get_rng_state()}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
     for epoch in range(start_epoch, args.epochs):
-        started = time.perf_counter()
+        lr = within["lr"] if within else optimizer.param_groups[0]["lr"]
+        started = time.perf_counter() - (within["seconds"] if within else 0.0)
+        last_save = time.monotonic()
+
+        def save_inside_epoch(done: EpochProgress) -> None:
+            nonlocal last_save
+            if args.save_minutes and done.step < steps_per_epoch and \
+                    time.monotonic() - last_save >= args.save_minutes * 60:
+                state = training_state(epoch - 1)
+                state["within"] = {**done.to_dict(), "lr": lr, "seconds": time.perf_counter() - started}
+                save_training_state(last_path, state)
+                last_save = time.monotonic()
+
         progress = None
         if args.progress:
             from tqdm import tqdm
 
             progress = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{args.epochs}", unit="img", leave=False)
-        lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress, scaler=scaler)
+        start = EpochProgress(**{k: within[k] for k in ("step", "loss_sum", "correct", "seen", "aug_state")}) \
+            if within else None
+        within = None
+        stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress, scaler=scaler,
+                                start=start, after_step=save_inside_epoch)
         if progress is not None:
             progress.close()
         valid_metrics = evaluate(model, valid, args, device)
@@ -292,11 +336,6 @@ def main(args) -> dict:
             save_checkpoint(args.output_dir / "best.pt", model, meta, half=False)
         if args.keep_epochs:
             save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", model, meta, half=False)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                 "epoch": epoch, "best_valid_acc": best_acc, "args": args_dict(args), "rng": torch.get_rng_state()}
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        torch.save(state, last_path.with_suffix(".tmp"))
-        last_path.with_suffix(".tmp").replace(last_path)
+        save_training_state(last_path, training_state(epoch))
 
     return score_best(args, test, device)

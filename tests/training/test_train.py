@@ -95,6 +95,49 @@ def test_resume_matches_an_uninterrupted_run(small_data: Path, isolated_cache: P
     assert json.loads((straight / "test_metrics.json").read_text())["accuracy"] == metrics["accuracy"]
 
 
+def test_resume_inside_an_epoch_matches_an_uninterrupted_run(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+    # A tiny --save-minutes saves last.pth after every batch; the run stops after the one that saves
+    # the second batch of the second epoch, as a kill would.
+    recipe = ("--epochs", "2", "--dropout", "0.3", "--augment", "flip,crop,rotate,erase", "--save-minutes", "1e-9")
+    straight = tmp_path / "straight"
+    train.main(train.get_args_parser().parse_args(_train_argv(small_data, straight, *recipe)))
+
+    real_save = train_module.save_training_state
+
+    def save_then_stop(path: Path, state: dict) -> None:
+        real_save(path, state)
+        if state["epoch"] == 0 and state.get("within", {}).get("step") == 2:
+            raise KeyboardInterrupt("simulated kill")
+
+    resumed = tmp_path / "resumed"
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_training_state", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train.main(train.get_args_parser().parse_args(_train_argv(small_data, resumed, *recipe)))
+    assert torch.load(resumed / "last.pth", weights_only=True)["within"]["step"] == 2
+    train.main(train.get_args_parser().parse_args(_train_argv(small_data, resumed, *recipe, "--resume")))
+
+    a = torch.load(straight / "last.pth", weights_only=True)
+    b = torch.load(resumed / "last.pth", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1 and "within" not in b
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=0, atol=1e-6, msg=f"weights differ at {key}")
+    with open(straight / "summary.csv", newline="") as f, open(resumed / "summary.csv", newline="") as g:
+        columns = ("epoch", "lr", "train_loss", "train_acc", "valid_acc")
+        assert [[row[c] for c in columns] for row in csv.DictReader(g)] == \
+            [[row[c] for c in columns] for row in csv.DictReader(f)]
+
+    # Inside an epoch the batch order is fixed: another --batch-size cannot take over where it stopped.
+    stopped = torch.load(resumed / "last.pth", weights_only=True)
+    stopped["within"] = {"step": 1}
+    torch.save(stopped, resumed / "last.pth")
+    with pytest.raises(CheckpointError, match=re.escape(f"--resume: {resumed / 'last.pth'} was trained with "
+                                                        "--batch-size 16, this run asks for --batch-size 8")):
+        train.main(train.get_args_parser().parse_args(
+            [*_train_argv(small_data, resumed, *recipe, "--resume"), "--batch-size", "8"]))
+
+
 def test_resume_with_a_new_epoch_budget_follows_the_new_cosine(small_data: Path, isolated_cache: Path,
                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               one_thread: None) -> None:
