@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The original study's comparison grid at its full budget (10 epochs, all training data), on a lent
-# GPU, in one device call: all 14 runs train at once, one process each, sharing the GPU.
+# GPU, in one device call: all 14 runs train at once, one process each, sharing the GPU. Beside them
+# the shipping recipe trains a VGG19 from scratch (training/README.md's 30-epoch command).
 #
 # On this machine, from the repository root:
 #   bash training/gpu_grid.sh prepare   # the FER+ pack and a wheel into .gpu-kit/ (git-ignored);
@@ -9,11 +10,14 @@
 #   command: bash training/gpu_grid.sh run     carry: [".gpu-kit"]     timeout_s: 600
 # Back on this machine, at once:
 #   bash training/gpu_grid.sh restore   # the model files are tracked again
-#   tar xzf <files_at>/grid.tar.gz      # the results, into training/results/full-budget/
+#   tar xzf <files_at>/grid.tar.gz      # the results, into training/results/full-budget/ (the VGG19's
+#                                       # summary.csv, log and test_metrics.json in its ship/ folder)
+#   cat <files_at>/ship_vgg19_fp16.pt.part* > /tmp/ship_vgg19_fp16.pt   # its best weights (valid), fp16
+#   .venv/bin/python -m training evaluate --checkpoint /tmp/ship_vgg19_fp16.pt
 #
 # Settings for `run` (environment): GRID_EPOCHS (10), GRID_TRAIN_FRACTION (1.0), GRID_EVAL_FRACTION
 # (1.0), GRID_JOBS (14), GRID_SECONDS (500: the grid stops there so the results still come back),
-# GRID_DEVICE (auto), GRID_OUTPUT (training/results/full-budget).
+# GRID_DEVICE (auto), GRID_OUTPUT (training/results/full-budget), SHIP_EPOCHS (30; 0 skips the VGG19).
 set -euo pipefail
 
 KIT=.gpu-kit
@@ -47,15 +51,39 @@ run)
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
     python3 -m training unpack --pack "$KIT/ferplus.tar.xz" --output-dir /tmp/grid-data
     status=0
-    budget=(--budget-epochs "${GRID_EPOCHS:-10}" --train-fraction "${GRID_TRAIN_FRACTION:-1.0}"
-        --eval-fraction "${GRID_EVAL_FRACTION:-1.0}" --data-dir /tmp/grid-data --output-dir "$output")
-    timeout "${GRID_SECONDS:-500}" python3 -m training compare "${budget[@]}" --jobs "${GRID_JOBS:-14}" \
-        --threads 1 --device "${GRID_DEVICE:-auto}" --work-dir /tmp/grid-work --no-progress || status=$?
-    python3 -m training compare "${budget[@]}" --table-only  # the runs that finished, if the time ran out
+    shares=(--train-fraction "${GRID_TRAIN_FRACTION:-1.0}" --eval-fraction "${GRID_EVAL_FRACTION:-1.0}"
+        --data-dir /tmp/grid-data --device "${GRID_DEVICE:-auto}" --no-progress)
+    ship_epochs="${SHIP_EPOCHS:-30}"
+    mkdir -p /tmp/ship
+    ship_pid=""
+    if [ "$ship_epochs" -gt 0 ]; then
+        timeout "${GRID_SECONDS:-500}" python3 -m training train --arch vgg19 --epochs "$ship_epochs" \
+            --batch-size 128 --lr 0.1 --nesterov --weight-decay 5e-4 --soft-targets \
+            --augment flip,crop,rotate,erase --threads 2 --save-minutes 0 --output-dir /tmp/ship "${shares[@]}" \
+            >/tmp/ship/train.log 2>&1 &
+        ship_pid=$!
+    fi
+    timeout "${GRID_SECONDS:-500}" python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" \
+        --output-dir "$output" "${shares[@]}" --jobs "${GRID_JOBS:-14}" --threads 1 --work-dir /tmp/grid-work ||
+        status=$?
+    # the runs that finished, if the time ran out
+    python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" --output-dir "$output" "${shares[@]}" --table-only
     mkdir -p "$output/logs"
     cp /tmp/grid-work/*.log "$output/logs/" 2>/dev/null || true
+    ship_status=0
+    [ -z "$ship_pid" ] || wait "$ship_pid" || ship_status=$?  # stopped by its own timeout at the latest
+    if [ -f /tmp/ship/best.pt ]; then
+        # fp16 like the shipped model, in parts under the 16 MiB a device call brings back per file
+        python3 -c "import sys; from fermonitor.core.checkpoint import load_checkpoint, save_checkpoint
+model, meta = load_checkpoint(sys.argv[1]); save_checkpoint(sys.argv[2], model, meta, half=True)" \
+            /tmp/ship/best.pt /tmp/ship/vgg19_fp16.pt
+        split -b 15M -d /tmp/ship/vgg19_fp16.pt "$out/ship_vgg19_fp16.pt.part"
+    fi
+    mkdir -p "$output/ship"
+    cp /tmp/ship/train.log /tmp/ship/summary.csv /tmp/ship/args.json /tmp/ship/test_metrics.json "$output/ship/" \
+        2>/dev/null || true
     tar czf "$out/grid.tar.gz" "$output"
-    echo "grid exit status $status; results in $out/grid.tar.gz"
+    echo "grid exit status $status, VGG19 exit status $ship_status; results in $out"
     exit "$status"
     ;;
 restore)
