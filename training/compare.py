@@ -130,8 +130,10 @@ def same_arguments(run_dir: Path, wanted: dict) -> bool:
     if not (run_dir / "args.json").is_file():
         return False
     done = json.loads((run_dir / "args.json").read_text())
-    # Settings that do not change what a run computes (keep_epochs only keeps more files).
-    keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp", "keep_epochs"}
+    # Settings that do not change what a run computes (keep_epochs only keeps more files, save_minutes
+    # saves more often); a run recorded before such a setting existed lacks it.
+    keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp", "keep_epochs",
+                          "save_minutes"}
     return all(done.get(k) == wanted[k] for k in keys)
 
 

@@ -375,3 +375,14 @@ def test_compare_trains_again_a_run_left_under_another_budget(small_data: Path, 
     assert json.loads((published / "args.json").read_text())["epochs"] == 2
     with open(published / "summary.csv", newline="") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+
+
+def test_published_comparison_counts_as_finished_under_its_documented_budget(tmp_path: Path) -> None:
+    # training/README.md's command must find the 14 committed runs done, not train them again, also
+    # after options that do not change what a run computes (such as --save-minutes) were added.
+    published = Path(__file__).resolve().parents[2] / "training" / "results"
+    args = compare.get_args_parser().parse_args(["--budget-epochs", "2", "--train-fraction", "0.25",
+                                                 "--eval-fraction", "1.0", "--threads", "2", "--no-progress"])
+    for run in compare.select_runs(None):
+        wanted = train.args_dict(train.get_args_parser().parse_args(compare.run_arguments(run, args, tmp_path)))
+        assert compare.is_finished(published / run.name, wanted), run.name
