@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
         self.controls.set_state(state)
 
     def csv_note(self) -> str:
-        if self.csv_path is not None and self.csv_path.is_file():
+        if self.csv_path is not None and self.controller.csv_opened and self.csv_path.is_file():
             return f" The session's CSV is complete: {self.csv_path}"
         return ""
 

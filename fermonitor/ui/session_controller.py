@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from fermonitor.ui.workers import THREAD_JOIN_TIMEOUT_MS, AnalysisWorker, Captur
 
 log = logging.getLogger(__name__)
 
+SOURCE_POLL_S = 0.05  # how often the analysis thread looks whether the capture worker gave up
+
 
 @dataclass(frozen=True)
 class SessionPlan:
@@ -36,8 +40,14 @@ class ModelMissingError(ValueError):
     """No usable expression model: the message says which file and how to get one."""
 
 
-def open_pipeline(plan: SessionPlan, source_description: str) -> tuple[Pipeline, SessionWriter]:
-    """Load the model, build the detector and pipeline, open the CSV (runs in the analysis thread)."""
+def open_pipeline(plan: SessionPlan, source_description: str,
+                  source_is_open: Callable[[], bool] | None = None) -> tuple[Pipeline, SessionWriter | None]:
+    """Load the model, build the detector and pipeline, open the CSV (runs in the analysis thread).
+
+    ``source_is_open`` blocks until the source has opened (True) or failed to (False); the CSV
+    is created only after it says True, so a source that fails leaves a file at that path as it
+    was, and the writer is then None.
+    """
     try:
         classifier = load_classifier(plan.model_path, device=plan.settings.analysis.device)
     except CheckpointError as exc:
@@ -46,6 +56,8 @@ def open_pipeline(plan: SessionPlan, source_description: str) -> tuple[Pipeline,
     detector = create_detector(plan.settings.analysis.detector,
                                max_side_px=plan.settings.analysis.detector_max_side_px)
     pipeline = Pipeline(classifier, detector, plan.settings)
+    if source_is_open is not None and not source_is_open():
+        return pipeline, None
     writer = SessionWriter(plan.csv_path, source_description, classifier.meta, plan.settings,
                            classes=pipeline.classes)
     return pipeline, writer
@@ -77,6 +89,11 @@ class SessionController(QObject):
     def running(self) -> bool:
         return self._running
 
+    @property
+    def csv_opened(self) -> bool:
+        """Whether the last session created its CSV (not when its source failed to open)."""
+        return self.analysis_worker is not None and self.analysis_worker.csv_opened
+
     def start(self, plan: SessionPlan) -> bool:
         """Start a session; False (and ``faulted``) when the source spec cannot be parsed."""
         if self._running or self.threads_running():
@@ -93,13 +110,21 @@ class SessionController(QObject):
         self._finished_workers = 0
         self._running = True
         slot = LatestFrameSlot()
+        opened = threading.Event()
 
         def open_source() -> FrameSource:
             source.open()
+            opened.set()
             return source
 
+        def source_is_open() -> bool:
+            while not opened.wait(SOURCE_POLL_S):
+                if slot.closed:  # the capture worker ended without opening it
+                    return False
+            return True
+
         self.capture_worker = CaptureWorker(open_source, slot)
-        self.analysis_worker = AnalysisWorker(lambda: open_pipeline(plan, source.description), slot,
+        self.analysis_worker = AnalysisWorker(lambda: open_pipeline(plan, source.description, source_is_open), slot,
                                               plan.settings.analysis.rate_hz)
         capture, analysis = self.capture_worker, self.analysis_worker
         capture.frame_captured.connect(self.frame_captured)

@@ -146,6 +146,7 @@ class AnalysisWorker(QObject):
         self._names: dict[int, str] = {}
         self.pipeline: Any = None
         self.writer: Any = None
+        self.csv_opened = False  # whether open_pipeline gave a writer
         self.steps = 0
 
     def request_stop(self) -> None:
@@ -178,6 +179,7 @@ class AnalysisWorker(QObject):
     def open(self) -> None:
         """Load the model and open the session writer (in the calling thread)."""
         self.pipeline, self.writer = self._open_pipeline()
+        self.csv_opened = self.writer is not None
         self.pipeline_ready.emit(self.pipeline)
 
     def step(self, frame: Frame, dropped: int = 0) -> FrameResult:

@@ -122,3 +122,17 @@ def test_a_malformed_source_is_shown_and_nothing_starts(qtbot: object, tmp_path:
     assert "source" in window.message()
     assert not window.controller.running
     assert not (tmp_path / "never.csv").exists()
+
+
+def test_a_source_that_fails_to_open_leaves_an_existing_csv_alone(qtbot: object, tmp_path: Path,
+                                                                  ui_checkpoint: Path) -> None:
+    # The CSV is created only once the source is open: an earlier session's file at that path stays.
+    csv_path = tmp_path / "earlier.csv"
+    csv_path.write_text("timestamp,earlier rows\n1,2\n", encoding="utf-8")
+    window = make_window(qtbot, tmp_path, f"video:{tmp_path / 'missing.mp4'}", ui_checkpoint)
+    assert window.start_session(csv_path)
+    qtbot.waitUntil(lambda: not window.controller.running and not window.controller.threads_running(),
+                    timeout=SESSION_TIMEOUT_MS)
+    assert csv_path.read_text(encoding="utf-8") == "timestamp,earlier rows\n1,2\n"
+    assert not session_json_path(csv_path).exists()
+    assert "does not exist" in window.message() and "CSV is complete" not in window.message()
