@@ -119,8 +119,8 @@ class SessionController(QObject):
 
         def source_is_open() -> bool:
             while not opened.wait(SOURCE_POLL_S):
-                if slot.closed:  # the capture worker ended without opening it
-                    return False
+                if slot.closed:  # the capture worker ended, with or without opening it
+                    return opened.is_set()
             return True
 
         self.capture_worker = CaptureWorker(open_source, slot)
