@@ -120,7 +120,7 @@ def train_one_epoch(
     aug_gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
     done = start if start is not None else EpochProgress()
     if done.aug_state is not None:
-        aug_gen.set_state(done.aug_state)
+        aug_gen.set_state(done.aug_state.cpu())  # a GPU run's last.pth loads it onto the GPU
     if progress is not None:
         progress.update(done.seen)
     ops = set(args.augment)

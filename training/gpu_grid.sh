@@ -59,7 +59,7 @@ run)
     if [ "$ship_epochs" -gt 0 ]; then
         timeout "${GRID_SECONDS:-500}" python3 -m training train --arch vgg19 --epochs "$ship_epochs" \
             --batch-size 128 --lr 0.1 --nesterov --weight-decay 5e-4 --soft-targets \
-            --augment flip,crop,rotate,erase --threads 2 --save-minutes 0 --output-dir /tmp/ship "${shares[@]}" \
+            --augment flip,crop,rotate,erase --threads 2 --output-dir /tmp/ship --resume "${shares[@]}" \
             >/tmp/ship/train.log 2>&1 &
         ship_pid=$!
     fi
@@ -76,8 +76,9 @@ run)
         # fp16 like the shipped model, in parts under the 16 MiB a device call brings back per file
         python3 -c "import sys; from fermonitor.core.checkpoint import load_checkpoint, save_checkpoint
 model, meta = load_checkpoint(sys.argv[1]); save_checkpoint(sys.argv[2], model, meta, half=True)" \
-            /tmp/ship/best.pt /tmp/ship/vgg19_fp16.pt
-        split -b 15M -d /tmp/ship/vgg19_fp16.pt "$out/ship_vgg19_fp16.pt.part"
+            /tmp/ship/best.pt /tmp/ship/vgg19_fp16.pt &&
+            split -b 15M -d /tmp/ship/vgg19_fp16.pt "$out/ship_vgg19_fp16.pt.part" ||
+            echo "the VGG19's weights could not be converted; its log says why" >&2
     fi
     mkdir -p "$output/ship"
     cp /tmp/ship/train.log /tmp/ship/summary.csv /tmp/ship/args.json /tmp/ship/test_metrics.json "$output/ship/" \

@@ -30,7 +30,8 @@ SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid
 # Settings a resumed run must share with the run that wrote last.pth: they shape the model's
 # outputs, the optimizer state or the schedule that last.pth holds.
 RESUME_FIXED = ("arch", "label_mode", "opt", "sched")
-# Settings that also fix the order of an epoch's batches: a resume inside an epoch needs them unchanged.
+# Settings that also fix the order of an epoch's batches: a resume inside an epoch needs them
+# unchanged, and the same number of training faces (other data options change it).
 MID_EPOCH_FIXED = ("batch_size", "seed", "train_fraction", "offline_triple")
 
 
@@ -187,22 +188,27 @@ def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> Non
     log.info("initialised from %s", path)
 
 
-def resume_from(path: Path, args, model, optimizer, scaler,
-                device: torch.device) -> tuple[int, float, dict | None]:
+def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device,
+                train_faces: int) -> tuple[int, float, dict | None]:
     """Load ``path`` (last.pth) into model, optimizer and loss scaler and restore torch's random
     state (dropout); returns the epoch to train next, the best validation accuracy so far and,
-    when the run stopped inside that epoch, how far it had come (else None)."""
+    when the run stopped inside that epoch and this run trains it, how far it had come (else None)."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a torn or foreign file can fail anywhere in the unpickler
         raise CheckpointError(f"--resume: {path} is not a readable training state ({exc})") from exc
     saved = state.get("args", {}) if isinstance(state, dict) else {}
     within = state.get("within") if isinstance(state, dict) else None
+    if within and int(state["epoch"]) + 1 >= args.epochs:  # a smaller --epochs budget: that epoch is not trained
+        within = None
     for key in RESUME_FIXED + (MID_EPOCH_FIXED if within else ()):
         if key in saved and saved[key] != getattr(args, key):
             option = "--" + key.replace("_", "-")
             raise CheckpointError(f"--resume: {path} was trained with {option} {saved[key]}, this run asks for "
                                   f"{option} {getattr(args, key)}; keep it or use another --output-dir")
+    if within and within.get("faces", train_faces) != train_faces:
+        raise CheckpointError(f"--resume: {path} stopped inside an epoch of {within['faces']} training faces, this "
+                              f"run has {train_faces}; keep that run's data options or use another --output-dir")
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -277,9 +283,7 @@ def main(args) -> dict:
     start_epoch, best_acc, within = 0, -1.0, None
     last_path = args.output_dir / "last.pth"
     if args.resume and last_path.is_file():
-        start_epoch, best_acc, within = resume_from(last_path, args, model, optimizer, scaler, device)
-        if start_epoch >= args.epochs:  # a smaller --epochs budget than the run had reached
-            within = None
+        start_epoch, best_acc, within = resume_from(last_path, args, model, optimizer, scaler, device, len(train))
     steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
     steps_done = min(start_epoch, args.epochs) * steps_per_epoch + (within["step"] if within else 0)
     scheduler = make_scheduler(optimizer, args, steps_per_epoch, steps_done)
@@ -306,7 +310,8 @@ def main(args) -> dict:
             if args.save_minutes and done.step < steps_per_epoch and \
                     time.monotonic() - last_save >= args.save_minutes * 60:
                 state = training_state(epoch - 1)
-                state["within"] = {**done.to_dict(), "lr": lr, "seconds": time.perf_counter() - started}
+                state["within"] = {**done.to_dict(), "lr": lr, "seconds": time.perf_counter() - started,
+                                   "faces": len(train)}
                 save_training_state(last_path, state)
                 last_save = time.monotonic()
 

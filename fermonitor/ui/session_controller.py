@@ -117,11 +117,13 @@ class SessionController(QObject):
             opened.set()
             return source
 
-        def source_is_open() -> bool:
+        def source_is_open() -> bool:  # called in the analysis thread, once ``analysis`` exists
             while not opened.wait(SOURCE_POLL_S):
+                if analysis.stop_requested:  # stopped while the source was still opening: no CSV
+                    return False
                 if slot.closed:  # the capture worker ended, with or without opening it
                     return opened.is_set()
-            return True
+            return not analysis.stop_requested
 
         self.capture_worker = CaptureWorker(open_source, slot)
         self.analysis_worker = AnalysisWorker(lambda: open_pipeline(plan, source.description, source_is_open), slot,

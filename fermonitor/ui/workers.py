@@ -152,6 +152,10 @@ class AnalysisWorker(QObject):
     def request_stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
     def set_paused(self, paused: bool) -> None:
         """While paused, frames are taken and thrown away: nothing is analysed or written.
 

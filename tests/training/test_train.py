@@ -95,10 +95,12 @@ def test_resume_matches_an_uninterrupted_run(small_data: Path, isolated_cache: P
     assert json.loads((straight / "test_metrics.json").read_text())["accuracy"] == metrics["accuracy"]
 
 
+@pytest.mark.parametrize("stop_epoch", [0, 1])
 def test_resume_inside_an_epoch_matches_an_uninterrupted_run(small_data: Path, isolated_cache: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+                                                            monkeypatch: pytest.MonkeyPatch, one_thread: None,
+                                                            stop_epoch: int) -> None:
     # A tiny --save-minutes saves last.pth after every batch; the run stops after the one that saves
-    # the second batch of the second epoch, as a kill would.
+    # the second batch of epoch ``stop_epoch`` (0-based), as a kill would.
     recipe = ("--epochs", "2", "--dropout", "0.3", "--augment", "flip,crop,rotate,erase", "--save-minutes", "1e-9")
     straight = tmp_path / "straight"
     train.main(train.get_args_parser().parse_args(_train_argv(small_data, straight, *recipe)))
@@ -107,7 +109,7 @@ def test_resume_inside_an_epoch_matches_an_uninterrupted_run(small_data: Path, i
 
     def save_then_stop(path: Path, state: dict) -> None:
         real_save(path, state)
-        if state["epoch"] == 0 and state.get("within", {}).get("step") == 2:
+        if state["epoch"] == stop_epoch - 1 and state.get("within", {}).get("step") == 2:
             raise KeyboardInterrupt("simulated kill")
 
     resumed = tmp_path / "resumed"
@@ -128,14 +130,19 @@ def test_resume_inside_an_epoch_matches_an_uninterrupted_run(small_data: Path, i
         assert [[row[c] for c in columns] for row in csv.DictReader(g)] == \
             [[row[c] for c in columns] for row in csv.DictReader(f)]
 
-    # Inside an epoch the batch order is fixed: another --batch-size cannot take over where it stopped.
+    # Inside an epoch the batch order is fixed: another --batch-size, or data options that give
+    # another number of faces, cannot take over where it stopped.
     stopped = torch.load(resumed / "last.pth", weights_only=True)
-    stopped["within"] = {"step": 1}
+    stopped["epoch"], stopped["within"] = 0, {"step": 1, "faces": 999}
     torch.save(stopped, resumed / "last.pth")
-    with pytest.raises(CheckpointError, match=re.escape(f"--resume: {resumed / 'last.pth'} was trained with "
-                                                        "--batch-size 16, this run asks for --batch-size 8")):
+    last = resumed / "last.pth"
+    with pytest.raises(CheckpointError, match=re.escape(f"--resume: {last} was trained with --batch-size 16, this "
+                                                        "run asks for --batch-size 8")):
         train.main(train.get_args_parser().parse_args(
             [*_train_argv(small_data, resumed, *recipe, "--resume"), "--batch-size", "8"]))
+    with pytest.raises(CheckpointError, match=re.escape(f"--resume: {last} stopped inside an epoch of 999 training "
+                                                        "faces, this run has")):
+        train.main(train.get_args_parser().parse_args(_train_argv(small_data, resumed, *recipe, "--resume")))
 
 
 def test_resume_with_a_new_epoch_budget_follows_the_new_cosine(small_data: Path, isolated_cache: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +24,12 @@ FRAMES_BEFORE_UNPLUG = 25
 
 
 class FakeCamera(FrameSource):
-    """Stands in for camera hardware that is not here: one that cannot open, or is unplugged
-    after a number of frames (it then fails the way the webcam source does)."""
+    """Stands in for camera hardware that is not here: one that cannot open, one slow to open
+    (until ``opening`` is set), or one unplugged after a number of frames (it then fails the way
+    the webcam source does)."""
 
     faces: np.ndarray | None = None
+    opening = threading.Event()
 
     def __init__(self, behaviour: str) -> None:
         self.behaviour = behaviour
@@ -36,6 +39,8 @@ class FakeCamera(FrameSource):
     def open(self) -> None:
         if self.behaviour == "missing":
             raise SourceError("no camera at index 7")
+        if self.behaviour == "slow":
+            FakeCamera.opening.wait(SESSION_TIMEOUT_MS / 1000)
 
     def read(self) -> Frame | None:
         if self._index >= FRAMES_BEFORE_UNPLUG:
@@ -54,8 +59,10 @@ class FakeCamera(FrameSource):
 def fake_camera(detectable_faces: np.ndarray) -> Iterator[type[FakeCamera]]:
     """The stand-in camera, registered for one test only so other tests see the real registry."""
     FakeCamera.faces = detectable_faces[:2]
+    FakeCamera.opening.clear()
     register_source(FAKE_KIND)(FakeCamera)
     yield FakeCamera
+    FakeCamera.opening.set()  # a slow camera left opening must not hold its thread
     unregister_source(FAKE_KIND)
 
 
@@ -127,3 +134,15 @@ def test_a_camera_unplugged_mid_session_keeps_every_row(qtbot: object, tmp_path:
     assert rows and len(rows) == seen_steps
     assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
     assert window.isVisible() and window.controls.start_action.isEnabled()
+
+
+def test_a_stop_while_the_camera_is_still_opening_writes_no_csv(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                                                fake_camera: type[FakeCamera]) -> None:
+    window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:slow", ui_checkpoint)
+    csv_path = tmp_path / "stopped-early.csv"
+    assert window.start_session(csv_path)
+    assert not window.controller.stop(timeout_ms=200)  # the camera is still opening: its thread goes on
+    fake_camera.opening.set()
+    qtbot.waitUntil(lambda: not window.controller.threads_running(), timeout=SESSION_TIMEOUT_MS)
+    assert not csv_path.exists() and not session_json_path(csv_path).exists()
+    assert not window.controller.csv_opened
