@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import logging
 import math
@@ -300,21 +301,22 @@ def main(args) -> dict:
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
 
+    last_save = time.monotonic()
+
+    def save_inside_epoch(epoch: int, lr: float, started: float, done: EpochProgress) -> None:
+        """After a batch of ``epoch``: save last.pth when --save-minutes have passed since the last save."""
+        nonlocal last_save
+        if args.save_minutes and done.step < steps_per_epoch and \
+                time.monotonic() - last_save >= args.save_minutes * 60:
+            state = training_state(epoch - 1)
+            state["within"] = {**done.to_dict(), "lr": lr, "seconds": time.perf_counter() - started,
+                               "faces": len(train)}
+            save_training_state(last_path, state)
+            last_save = time.monotonic()
+
     for epoch in range(start_epoch, args.epochs):
         lr = within["lr"] if within else optimizer.param_groups[0]["lr"]
         started = time.perf_counter() - (within["seconds"] if within else 0.0)
-        last_save = time.monotonic()
-
-        def save_inside_epoch(done: EpochProgress) -> None:
-            nonlocal last_save
-            if args.save_minutes and done.step < steps_per_epoch and \
-                    time.monotonic() - last_save >= args.save_minutes * 60:
-                state = training_state(epoch - 1)
-                state["within"] = {**done.to_dict(), "lr": lr, "seconds": time.perf_counter() - started,
-                                   "faces": len(train)}
-                save_training_state(last_path, state)
-                last_save = time.monotonic()
-
         progress = None
         if args.progress:
             from tqdm import tqdm
@@ -324,7 +326,7 @@ def main(args) -> dict:
             if within else None
         within = None
         stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress, scaler=scaler,
-                                start=start, after_step=save_inside_epoch)
+                                start=start, after_step=functools.partial(save_inside_epoch, epoch, lr, started))
         if progress is not None:
             progress.close()
         valid_metrics = evaluate(model, valid, args, device)
@@ -342,5 +344,6 @@ def main(args) -> dict:
         if args.keep_epochs:
             save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", model, meta, half=False)
         save_training_state(last_path, training_state(epoch))
+        last_save = time.monotonic()
 
     return score_best(args, test, device)
