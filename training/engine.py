@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -91,8 +91,12 @@ class EpochProgress:
     aug_state: torch.Tensor | None = None
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
-                "aug_state": self.aug_state}
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> EpochProgress:
+        """The progress that :meth:`to_dict` saved (``saved`` may hold more keys)."""
+        return cls(**{f.name: saved[f.name] for f in fields(cls)})
 
 
 def train_one_epoch(

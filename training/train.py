@@ -322,8 +322,7 @@ def main(args) -> dict:
             from tqdm import tqdm
 
             progress = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{args.epochs}", unit="img", leave=False)
-        start = EpochProgress(**{k: within[k] for k in ("step", "loss_sum", "correct", "seen", "aug_state")}) \
-            if within else None
+        start = EpochProgress.from_dict(within) if within else None
         within = None
         stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress, scaler=scaler,
                                 start=start, after_step=functools.partial(save_inside_epoch, epoch, lr, started))
