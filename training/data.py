@@ -233,12 +233,42 @@ def vote_distribution(votes: np.ndarray) -> np.ndarray:
     return np.divide(cleaned, total, out=np.zeros_like(cleaned), where=total > 0)
 
 
+def ferplus_probability(votes: np.ndarray) -> np.ndarray | None:
+    """One face's soft target under the FERPlus script's probability rule, or None when it drops the face.
+
+    Votes of 1 are dropped. The largest vote counts are then taken, ties together, until they hold 75%
+    of the votes or three classes are taken; unknown or NF stops the taking and counts only when it is
+    the first class taken. The face is dropped when the taken classes hold no more than half of the
+    votes, when ties took more than three, or when the top taken class is unknown or NF.
+    """
+    remaining = np.where(votes > 1, votes, 0).astype(np.float64)
+    total = remaining.sum()
+    taken = np.zeros_like(remaining)
+    taken_votes, count, emotion_first = 0.0, 0, True
+    while taken_votes < 0.75 * total and count < 3 and emotion_first:
+        top = remaining.max()
+        for i in np.flatnonzero(remaining == top):
+            taken[i], remaining[i] = top, 0
+            taken_votes += top
+            count += 1
+            if i >= len(FERPLUS_CLASSES):
+                emotion_first = False
+                if taken.sum() > top:  # emotions came first: unknown or NF is not one of the taken
+                    taken[i] = 0
+                    count -= 1
+                break
+    if taken.sum() <= 0.5 * total or count > 3 or taken.argmax() >= len(FERPLUS_CLASSES):
+        return None
+    emotions = taken[: len(FERPLUS_CLASSES)]
+    return (emotions / emotions.sum()).astype(np.float32)
+
+
 def make_split(images: np.ndarray, rows: np.ndarray, votes: np.ndarray, mode: str, soft: bool = False) -> FaceSplit:
     """Label the faces at ``rows`` from their ``votes`` in one of :data:`LABEL_MODES`.
 
     - majority: the official rule; dropped faces are left out; one-hot targets over 8 emotions.
-    - probability: faces whose emotion votes (votes of 1 dropped) outweigh unknown and NF; targets
-      are the vote distribution over 8 emotions, labels its argmax.
+    - probability: the FERPlus script's probability rule (:func:`ferplus_probability`); targets are
+      the distribution over the emotions it keeps, labels its argmax.
     - argmax10: the original study's rule, argmax of all 10 vote columns, every row kept.
 
     ``soft`` replaces majority mode's one-hot targets by the faces' vote distributions.
@@ -249,12 +279,12 @@ def make_split(images: np.ndarray, rows: np.ndarray, votes: np.ndarray, mode: st
         classes = FERPLUS_CLASSES
         targets = vote_distribution(votes)[keep] if soft else np.eye(len(classes), dtype=np.float32)[labels[keep]]
     elif mode == "probability":
-        cleaned = np.where(votes > 1, votes, 0)
-        emotion_votes = cleaned[:, : len(FERPLUS_CLASSES)].sum(axis=1)
-        keep = emotion_votes > 0.5 * cleaned.sum(axis=1)
+        per_face = [ferplus_probability(row) for row in votes]
+        keep = np.array([t is not None for t in per_face], dtype=bool)
         classes = FERPLUS_CLASSES
-        targets = vote_distribution(votes)[keep]
-        labels = np.where(keep, vote_distribution(votes).argmax(axis=1), -1)
+        targets = np.array([t for t in per_face if t is not None], dtype=np.float32).reshape(-1, len(classes))
+        labels = np.full(len(votes), -1)
+        labels[keep] = targets.argmax(axis=1)
     elif mode == "argmax10":
         labels = votes.argmax(axis=1)
         keep = np.ones(len(votes), dtype=bool)

@@ -16,6 +16,7 @@ from training.data import (
     FERPLUS_FOLDERS,
     DataFormatError,
     DataPaths,
+    ferplus_probability,
     load_splits,
     majority_labels,
     make_split,
@@ -65,6 +66,26 @@ def test_majority_rule_on_hand_made_votes() -> None:
     assert np.allclose(dist[4], 0.0)
 
 
+def test_probability_rule_on_hand_made_votes_follows_the_ferplus_script() -> None:
+    cases = [
+        ([4, 3, 2, 1, 0, 0, 0, 0, 0, 0], [4 / 7, 3 / 7, 0, 0, 0, 0, 0, 0]),  # 4 + 3 reach 75% of 9: 2 left out
+        ([3, 3, 2, 2, 0, 0, 0, 0, 0, 0], None),  # two tied, then two more tied: four classes
+        ([6, 2, 2, 0, 0, 0, 0, 0, 0, 0], [0.6, 0.2, 0.2, 0, 0, 0, 0, 0]),  # ties taken together, three classes
+        ([7, 2, 2, 2, 0, 0, 0, 0, 0, 0], None),  # majority keeps it; the tie makes four classes here
+        ([6, 0, 0, 0, 0, 0, 0, 0, 3, 0], [1, 0, 0, 0, 0, 0, 0, 0]),  # unknown after an emotion is left out
+        ([5, 0, 0, 0, 0, 0, 0, 0, 5, 0], None),  # unknown ties the top: half the votes is not enough
+        ([0, 0, 0, 0, 0, 0, 0, 0, 8, 2], None),  # unknown first
+        ([3, 0, 0, 0, 0, 0, 0, 0, 3, 4], None),  # NF first
+        ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], None),  # only single votes
+    ]
+    for votes, expected in cases:
+        got = ferplus_probability(np.array(votes))
+        if expected is None:
+            assert got is None, votes
+        else:
+            assert got is not None and np.allclose(got, expected), votes
+
+
 def test_label_modes_on_real_rows(small_data: Path, isolated_cache: Path) -> None:
     paths = DataPaths.in_folder(small_data)
     images, _, _ = read_fer2013(paths.fer2013)
@@ -75,7 +96,7 @@ def test_label_modes_on_real_rows(small_data: Path, isolated_cache: Path) -> Non
     soft = make_split(images, rows, votes, "majority", soft=True)
     assert len(argmax10) == len(rows) and argmax10.targets.shape[1] == 10
     assert 0 < len(majority) < len(argmax10) and len(majority) <= len(probability) <= len(argmax10)
-    assert set(majority.rows) <= set(probability.rows)
+    assert (probability.labels == probability.targets.argmax(1)).all()
     assert np.allclose(majority.targets.sum(1), 1) and np.allclose(probability.targets.sum(1), 1)
     assert (majority.targets.argmax(1) == majority.labels).all()
     assert (soft.labels == majority.labels).all() and (soft.targets.max(1) < 1).any()
