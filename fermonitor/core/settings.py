@@ -45,7 +45,9 @@ class TrackingSettings:
     # ... or whose centres are closer than this many times the larger box's width.
     max_centre_distance: float = 0.75
     min_hits: int = 2  # analysis steps a new detection must persist before it becomes a person
-    grace_s: float = 3.0  # seconds a person stays known after the absence threshold, before the id ends
+    # Seconds a person stays known, and counted absent, after the absence threshold; a face back in
+    # the same place within it keeps its id and name, later it is a new person.
+    grace_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,10 @@ def _check_ranges(settings: Settings) -> None:
                        "alerts.negative_share": settings.alerts.negative_share}.items():
         if not 0.0 <= value <= 1.0:
             raise SettingsError(f"setting {key} must be between 0 and 1, got {value!r}")
+    if settings.alerts.absent_for_s >= settings.tracking.grace_s:
+        raise SettingsError(f"setting alerts.absent_for_s ({settings.alerts.absent_for_s:g} s) must be below "
+                            f"tracking.grace_s ({settings.tracking.grace_s:g} s): a person counts as absent only "
+                            "that long, so the absence alert could never fire")
     seen: dict[str, str] = {}
     for group, names in settings.indicator.groups().items():
         for name in names:

@@ -20,6 +20,7 @@ from fermonitor.core.session import session_json_path
 from fermonitor.core.settings import AlertSettings, Settings, read_settings
 from fermonitor.core.sources import VideoSource
 from fermonitor.core.timeline import TimelineStore
+from fermonitor.core.tracking import Tracker
 from fermonitor.ui import app as app_module
 from fermonitor.ui import first_run
 from fermonitor.ui.alerts import AlertMonitor
@@ -116,6 +117,25 @@ def test_negative_alert_only_after_holding_for_its_time() -> None:
     assert len(messages) == 1 and "67%" in messages[0] and "negative" in messages[0]
     assert monitor.update(_result(11.0, ["negative", "positive", "positive"])) == []  # dropped below: reset
     assert monitor.update(_result(12.0, ["negative", "negative"])) == []
+
+
+def test_with_default_settings_people_who_leave_raise_the_absence_alert() -> None:
+    settings = Settings()
+    tracker = Tracker(settings.tracking, settings.indicator.absent_after_s)
+    monitor = AlertMonitor(settings.alerts)
+    faces = [(40 + 120 * i, 100, 80, 80) for i in range(5)]
+    for step in range(20):  # all five seen for 10 s, then all gone
+        tracker.update(faces, step * 0.5)
+    fired_at = None
+    for step in range(20, 120):
+        t = step * 0.5
+        tracker.update([], t)
+        result = FrameResult(step, t, datetime.now().astimezone(), (640, 480), (),
+                             absent_ids=tuple(tracker.absent_ids(t)))
+        if monitor.update(result) and fired_at is None:
+            fired_at = t
+    # Last seen at 9.5 s, absent from 14.5 s, the alert after 10 s more.
+    assert fired_at == pytest.approx(24.5)
 
 
 def test_absent_alert_needs_more_than_k_people_absent_for_its_time() -> None:

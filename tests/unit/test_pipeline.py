@@ -133,7 +133,8 @@ def test_smoothing_follows_the_time_constant(classifier, fer_faces) -> None:
 def test_absent_people_are_reported(classifier, fer_faces) -> None:
     images, _ = fer_faces
     boxes = [(100, 60, 96, 96)]
-    settings = settings_from_dict({"indicator": {"absent_after_s": 1.0}, "tracking": {"grace_s": 1.0}})
+    settings = settings_from_dict({"indicator": {"absent_after_s": 1.0}, "tracking": {"grace_s": 1.0},
+                                  "alerts": {"absent_for_s": 0.5}})
     detector = FixedBoxes(boxes)
     pipeline = Pipeline(classifier, detector, settings)
     for i in range(3):

@@ -23,7 +23,7 @@ def test_defaults() -> None:
     s = Settings()
     assert s.analysis.rate_hz == 2.0 and s.analysis.detector == "haar" and s.analysis.device == "auto"
     assert s.analysis.smoothing_tau_s == 1.5
-    assert s.tracking.min_hits == 2 and s.tracking.grace_s == 3.0
+    assert s.tracking.min_hits == 2 and s.tracking.grace_s == 60.0
     assert s.indicator.positive == ("happiness", "surprise")
     assert s.indicator.negative == ("sadness", "anger", "disgust", "fear", "contempt")
     assert s.indicator.neutral == ("neutral",) and s.indicator.absent_after_s == 5.0
@@ -63,6 +63,7 @@ def test_round_trip_through_a_file(tmp_path: Path) -> None:
     ({"alerts": {"negative_share": 1.5}}, r"alerts\.negative_share must be between 0 and 1"),
     ({"indicator": {"positive": ["happiness", "neutral"]}}, r"'neutral' is already in indicator\.neutral"),
     ({"analysis": 3}, r"section analysis must be a mapping"),
+    ({"tracking": {"grace_s": 3}}, r"alerts\.absent_for_s \(10 s\) must be below tracking\.grace_s \(3 s\)"),
 ])
 def test_bad_values_give_one_line_naming_the_key(data: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message) as info:

@@ -71,6 +71,18 @@ def test_leaving_and_returning_within_grace_keeps_the_id() -> None:
     assert tracker.absent_ids(t_gone + 14 * STEP_S) == []
 
 
+def test_by_default_a_person_who_leaves_counts_as_absent_for_a_minute() -> None:
+    tracker = Tracker(TrackingSettings(), absent_after_s=5.0)
+    face = (200, 100, 80, 80)
+    run(tracker, [[face]] * 3)  # last seen at 1.0 s
+    assert tracker.absent_ids(1.0 + 4.9) == []
+    for t in (6.0, 30.0, 64.5):
+        tracker.update([], t)
+        assert tracker.absent_ids(t) == [1], t
+    tracker.update([], 66.5)  # unseen for more than 5 s + 60 s: the id has ended
+    assert tracker.alive_ids() == []
+
+
 def test_after_grace_a_returning_face_gets_a_new_id_and_ids_are_never_reused() -> None:
     tracker = Tracker(TrackingSettings(grace_s=1.0, min_hits=2), absent_after_s=2.0)
     face = (200, 100, 80, 80)
