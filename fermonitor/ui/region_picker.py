@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -11,9 +11,12 @@ MIN_REGION_PX = 16
 
 class RegionPicker(QWidget):
     """Shows a screenshot full size; the user drags a rectangle; ``region_picked`` carries it in the
-    screenshot's pixels, offset by the screenshot's origin on the virtual desktop.
+    screenshot's pixels, offset by the screenshot's origin on the virtual desktop (``origin``, in
+    those pixels too).
 
-    Escape cancels (``cancelled``).
+    On a scaled screen the screenshot's ``devicePixelRatio`` says how many of its pixels make one
+    pixel of the widget: the widget is as large as the screen and the drag is scaled back to the
+    screenshot's pixels, which are the ones screen capture reads. Escape cancels (``cancelled``).
     """
 
     region_picked = Signal(int, int, int, int)
@@ -28,7 +31,8 @@ class RegionPicker(QWidget):
         self._origin = origin
         self._start: QPoint | None = None
         self._end: QPoint | None = None
-        self.setFixedSize(screenshot.width(), screenshot.height())
+        self._ratio = screenshot.devicePixelRatio()
+        self.setFixedSize(round(screenshot.width() / self._ratio), round(screenshot.height() / self._ratio))
 
     def selection(self) -> QRect | None:
         """The rectangle between the press and the pointer, as wide and high as the drag."""
@@ -57,8 +61,8 @@ class RegionPicker(QWidget):
             self._start = self._end = None
             self.update()
             return
-        self.region_picked.emit(rect.x() + self._origin[0], rect.y() + self._origin[1],
-                                rect.width(), rect.height())
+        x, y, w, h = (round(v * self._ratio) for v in (rect.x(), rect.y(), rect.width(), rect.height()))
+        self.region_picked.emit(x + self._origin[0], y + self._origin[1], w, h)
         self.close()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
@@ -74,7 +78,9 @@ class RegionPicker(QWidget):
         painter.fillRect(self.rect(), QColor(0, 0, 0, 90))
         rect = self.selection()
         if rect is not None:
-            painter.drawImage(rect, self._screenshot, rect)
+            source = QRectF(rect.x() * self._ratio, rect.y() * self._ratio,
+                            rect.width() * self._ratio, rect.height() * self._ratio)
+            painter.drawImage(QRectF(rect), self._screenshot, source)
             painter.setPen(QPen(QColor(255, 200, 0), 2))
             painter.drawRect(rect)
         painter.end()

@@ -36,15 +36,22 @@ def default_source_spec() -> str:
 
 
 def grab_screenshot() -> tuple[QImage, tuple[int, int]] | None:
-    """A screenshot of the primary screen and its origin on the virtual desktop (None: not possible)."""
+    """A screenshot of the primary screen and its origin on the virtual desktop, both in the
+    screen's own pixels, which screen capture reads (None: not possible).
+
+    On a scaled screen (125%, 200%) Qt's geometry is in scaled units; the image's
+    ``devicePixelRatio`` is set to the scale, so :class:`RegionPicker` can map a drag back.
+    """
     screen = QGuiApplication.primaryScreen()
     if screen is None:
         return None
     image = screen.grabWindow(0).toImage()
-    if image.isNull():
-        return None
     geometry = screen.geometry()
-    return image, (geometry.x(), geometry.y())
+    if image.isNull() or geometry.width() <= 0:
+        return None
+    ratio = image.width() / geometry.width()
+    image.setDevicePixelRatio(ratio)
+    return image, (round(geometry.x() * ratio), round(geometry.y() * ratio))
 
 
 def pick_region(parent: QWidget | None = None) -> str | None:

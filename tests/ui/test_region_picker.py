@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QColor, QImage
@@ -37,6 +41,34 @@ def test_a_drag_picks_the_rectangle_in_desktop_pixels(qtbot, start: tuple[int, i
         _drag(picker, QPoint(*start), QPoint(*end))
     assert picked.args == [ORIGIN[0] + 10, ORIGIN[1] + 20, 100, 60]
     assert not picker.isVisible()
+
+
+def test_on_a_screen_scaled_200_percent_the_drag_is_given_in_the_screen_pixels(qtbot) -> None:
+    image = QImage(800, 600, QImage.Format.Format_RGB32)  # what the screen holds: twice the widget's pixels
+    image.fill(QColor(30, 60, 90))
+    image.setDevicePixelRatio(2.0)
+    picker = RegionPicker(image, (3840, 80))
+    qtbot.addWidget(picker)
+    assert (picker.width(), picker.height()) == (400, 300)
+    picker.show()
+    qtbot.waitExposed(picker)
+    with qtbot.waitSignal(picker.region_picked) as picked:
+        _drag(picker, QPoint(100, 100), QPoint(300, 200))
+    assert picked.args == [3840 + 200, 80 + 200, 400, 200]
+
+
+def test_a_screenshot_of_a_scaled_screen_keeps_its_pixels_and_tells_the_scale() -> None:
+    script = ("from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+              "from fermonitor.ui.source_picker import grab_screenshot; "
+              "from fermonitor.ui.region_picker import RegionPicker; "
+              "image, origin = grab_screenshot(); screen = app.primaryScreen().geometry(); "
+              "picker = RegionPicker(image, origin); "
+              "print(image.width(), image.devicePixelRatio(), screen.width(), picker.width())")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_SCALE_FACTOR": "2"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    image_px, ratio, screen_width, picker_width = done.stdout.split()[-4:]
+    assert float(ratio) == 2.0 and int(image_px) == 2 * int(screen_width) == 2 * int(picker_width)
 
 
 def test_a_click_or_tiny_drag_picks_nothing_and_the_user_can_drag_again(qtbot) -> None:
