@@ -129,7 +129,8 @@ class _LiveSource(FrameSource):
         self._start = 0.0
         self._index = 0
 
-    def _reset_clock(self) -> None:
+    def restart_clock(self) -> None:
+        """Count t_seconds and frame indices from now (open() does this too)."""
         self._start = time.monotonic()
         self._index = 0
 
@@ -157,7 +158,7 @@ class WebcamSource(_LiveSource):
             capture.release()
             raise SourceError(f"no camera at index {self.index}")
         self._capture = capture
-        self._reset_clock()
+        self.restart_clock()
         log.info("opened %s (%dx%d)", self.description, int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                  int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
 
@@ -238,7 +239,7 @@ class _MssSource(_LiveSource):
             grabber.close()
             raise
         self._grabber = grabber
-        self._reset_clock()
+        self.restart_clock()
         log.info("opened %s (%s)", self.description, self._rect)
 
     def read(self) -> Frame | None:

@@ -125,9 +125,14 @@ class SessionController(QObject):
                     return opened.is_set()
             return not analysis.stop_requested
 
-        self.capture_worker = CaptureWorker(open_source, slot)
-        self.analysis_worker = AnalysisWorker(lambda: open_pipeline(plan, source.description, source_is_open), slot,
-                                              plan.settings.analysis.rate_hz)
+        def open_analysis() -> tuple[Pipeline, SessionWriter | None]:
+            opened_pipeline = open_pipeline(plan, source.description, source_is_open)
+            analysis_ready.set()  # frames flow from now on: the session's time 0
+            return opened_pipeline
+
+        analysis_ready = threading.Event()
+        self.capture_worker = CaptureWorker(open_source, slot, start_gate=analysis_ready)
+        self.analysis_worker = AnalysisWorker(open_analysis, slot, plan.settings.analysis.rate_hz)
         capture, analysis = self.capture_worker, self.analysis_worker
         capture.frame_captured.connect(self.frame_captured)
         capture.ended.connect(self.on_source_ended)

@@ -43,6 +43,10 @@ class CaptureWorker(QObject):
     pace
         Deliver frames no faster than their own timestamps (a video file plays in real time); a
         source with ``read_from(t)`` also skips the frames that fall behind the wall clock.
+    start_gate
+        When given, the source opens at once but frames flow only once the gate is set (the
+        model has loaded): a video then plays from its start, and a live source's clock
+        (``restart_clock()``) starts with the session's.
     """
 
     opened = Signal(str)
@@ -51,11 +55,13 @@ class CaptureWorker(QObject):
     errored = Signal(str)
     finished = Signal()
 
-    def __init__(self, open_source: Callable[[], Any], slot: LatestFrameSlot, pace: bool = True) -> None:
+    def __init__(self, open_source: Callable[[], Any], slot: LatestFrameSlot, pace: bool = True,
+                 start_gate: threading.Event | None = None) -> None:
         super().__init__()
         self._open_source = open_source
         self._slot = slot
         self._pace = pace
+        self._start_gate = start_gate
         self._stop = threading.Event()
         self.frames_read = 0
 
@@ -68,7 +74,10 @@ class CaptureWorker(QObject):
         try:
             source = self._open_source()
             self.opened.emit(str(getattr(source, "description", "source")))
-            self._loop(source)
+            if self._wait_for_gate():
+                if hasattr(source, "restart_clock"):
+                    source.restart_clock()
+                self._loop(source)
         except Exception as exc:  # reported to the window and logged
             _log_failure("capture", exc)
             self.errored.emit(one_line(exc))
@@ -80,6 +89,13 @@ class CaptureWorker(QObject):
                     log.exception("closing the source failed")
             self._slot.close()
             self.finished.emit()
+
+    def _wait_for_gate(self) -> bool:
+        """Wait until the start gate is set; False when stopped first."""
+        while self._start_gate is not None and not self._start_gate.wait(SLOT_WAIT_S):
+            if self._stop.is_set():
+                return False
+        return not self._stop.is_set()
 
     def _loop(self, source: Any) -> None:
         first_t: float | None = None

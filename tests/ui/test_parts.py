@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -80,6 +81,50 @@ def test_a_video_faster_than_the_capture_cap_still_plays_in_real_time(make_face_
     assert delivered[-1].t_seconds >= 0.5
     times = [frame.t_seconds for frame in delivered]
     assert times == sorted(times)
+
+
+class _LiveClockSource:
+    """A live source that records when its clock restarted; it ends after three frames."""
+
+    description = "live clock"
+
+    def __init__(self) -> None:
+        self.restarted_at: float | None = None
+        self.reads: list[float] = []
+
+    def restart_clock(self) -> None:
+        self.restarted_at = time.monotonic()
+
+    def read(self) -> Frame | None:
+        self.reads.append(time.monotonic())
+        return _frame(len(self.reads) - 1, t=0.0) if len(self.reads) <= 3 else None
+
+    def close(self) -> None:
+        pass
+
+
+def test_frames_flow_only_once_the_start_gate_opens_and_the_live_clock_restarts_then() -> None:
+    source, gate = _LiveClockSource(), threading.Event()
+    worker = CaptureWorker(lambda: source, LatestFrameSlot(), pace=False, start_gate=gate)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    time.sleep(0.3)
+    assert source.reads == [] and source.restarted_at is None  # opened, waiting for the model
+    opened_gate_at = time.monotonic()
+    gate.set()
+    thread.join(10)
+    assert source.restarted_at is not None and opened_gate_at <= source.restarted_at <= source.reads[0]
+    assert worker.frames_read == 3
+
+
+def test_a_stop_before_the_start_gate_opens_reads_nothing() -> None:
+    source = _LiveClockSource()
+    worker = CaptureWorker(lambda: source, LatestFrameSlot(), pace=False, start_gate=threading.Event())
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    worker.request_stop()
+    thread.join(10)
+    assert not thread.is_alive() and source.reads == []
 
 
 def test_a_worker_left_from_a_stopped_session_changes_nothing(qtbot: object, tmp_path: Path,

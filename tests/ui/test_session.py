@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from ui_helpers import SESSION_TIMEOUT_MS, make_window, read_rows
 
+from fermonitor.core.classifier import load_classifier
 from fermonitor.core.session import CSV_COLUMNS, session_json_path
+from fermonitor.ui import session_controller
 from fermonitor.ui.main_window import class_png_path
 
 
@@ -112,6 +115,22 @@ def test_closing_the_window_joins_every_thread(qtbot: object, tmp_path: Path, ui
     assert not any(thread.isRunning() for thread in threads)
     assert csv_path.read_text(encoding="utf-8").startswith("timestamp,")
     assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
+
+
+def test_a_video_is_analysed_from_its_start_however_long_the_model_takes_to_load(
+        qtbot: object, tmp_path: Path, ui_checkpoint: Path, face_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_load(*args: object, **kwargs: object) -> object:
+        time.sleep(3.0)
+        return load_classifier(*args, **kwargs)
+
+    monkeypatch.setattr(session_controller, "load_classifier", slow_load)
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
+    csv_path = tmp_path / "from-start.csv"
+    assert window.start_session(csv_path)
+    qtbot.waitUntil(lambda: len(window.store) >= 2, timeout=SESSION_TIMEOUT_MS)
+    assert window.stop_session()
+    _, rows = read_rows(csv_path)
+    assert float(rows[0]["t_seconds"]) < 1.0  # the video played while the model loaded: 3 s or more
 
 
 @pytest.mark.parametrize("bad_source", ["video:", "nonsense"])
