@@ -12,7 +12,7 @@ from pathlib import Path
 from fermonitor.core.classifier import load_classifier
 from fermonitor.core.detection import create_detector
 from fermonitor.core.pipeline import Pipeline
-from fermonitor.core.session import SessionWriter
+from fermonitor.core.session import SessionWriter, check_not_the_video
 from fermonitor.core.settings import Settings
 from fermonitor.core.sources import VideoSource
 
@@ -69,8 +69,7 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
         For a CSV path that cannot be written.
     """
     settings = settings if settings is not None else Settings()
-    if Path(csv_path).resolve() == Path(path).resolve():
-        raise ValueError(f"CSV file {csv_path} is the video itself; choose another name for the CSV")
+    check_not_the_video(csv_path, path)
     overrides = {k: v for k, v in {"rate_hz": rate_hz, "detector": detector, "device": device}.items() if v is not None}
     if overrides:
         settings = dataclasses.replace(settings, analysis=dataclasses.replace(settings.analysis, **overrides))

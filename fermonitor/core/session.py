@@ -47,6 +47,22 @@ def session_json_path(csv_path: str | Path) -> Path:
     return csv_path.with_name(csv_path.stem + ".session.json")
 
 
+def check_not_the_video(csv_path: str | Path, video_path: str | Path) -> None:
+    """Refuse a session CSV whose file, or session JSON beside it, would replace the analysed video.
+
+    Raises
+    ------
+    ValueError
+        Naming the CSV path and the video.
+    """
+    video = Path(video_path).resolve()
+    if Path(csv_path).resolve() == video:
+        raise ValueError(f"CSV file {csv_path} is the video itself; choose another name for the CSV")
+    if session_json_path(csv_path).resolve() == video:
+        raise ValueError(f"CSV file {csv_path} would write its session description over the video {video_path}; "
+                         "choose another name for the CSV")
+
+
 def new_session_path(folder: Path, now: datetime) -> Path:
     """``folder/session-YYYYmmdd-HHMMSS.csv``, with ``-2``, ``-3``, ... when that name is taken
     (two sessions started within one second must not share a file)."""

@@ -116,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
         if scripted:
             QTimer.singleShot(int(args.exit_after * 1000), window.close)
         status = app.exec()
-        return 1 if hook.count else int(status)
+        if hook.count or (scripted and window.failure):
+            return 1  # a script learns that its session failed; the reason is in the log and on stderr
+        return int(status)
     finally:
         sys.excepthook = previous_hook
         qInstallMessageHandler(previous_handler)

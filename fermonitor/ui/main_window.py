@@ -30,6 +30,7 @@ from fermonitor.ui.video_view import VideoView
 log = logging.getLogger(__name__)
 
 REPAINT_INTERVAL_MS = 33  # video repaint period (about 30 per second)
+CLOSE_POLL_MS = 100  # how often a window closed during a slow stop looks whether its threads have ended
 TIMELINE_REPAINT_TICKS = 15  # timelines repaint every this many video repaints (about 2 per second)
 SOURCE_KEY = "session/source"
 CLASS_PNG_SUFFIX = "_class_timeline.png"
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
         self.csv_path: Path | None = None
         self.last_png_path: Path | None = None
         self.summary_dialog: SummaryDialog | None = None
+        self.failure: str | None = None  # why the last session could not start or what ended it
         self.store = TimelineStore(FERPLUS_CLASSES)
         self.alerts = AlertMonitor(settings.alerts)
         self.controller = SessionController(self)
@@ -130,6 +132,10 @@ class MainWindow(QMainWindow):
         self.repaint_timer.setInterval(REPAINT_INTERVAL_MS)
         self.repaint_timer.timeout.connect(self.on_repaint_timer_timeout)
         self.repaint_timer.start()
+        # Closed while a worker was still busy: the window closes once the threads have ended.
+        self.close_wait_timer = QTimer(self)
+        self.close_wait_timer.setInterval(CLOSE_POLL_MS)
+        self.close_wait_timer.timeout.connect(self.on_close_wait_timer_timeout)
         self.resize(1280, 760)
         problem = model_problem(model_path)
         if problem is not None:
@@ -146,8 +152,15 @@ class MainWindow(QMainWindow):
         if self.controller.threads_running():
             self.show_message("The last session is still stopping; press Start again in a moment.")
             return False
+        self.failure = None
         if csv_path is None:
-            self.sessions_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.sessions_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.failure = f"sessions folder {self.sessions_dir} cannot be created ({exc.strerror or exc})"
+                self.show_message(f"{self.failure}; choose another with the FERMONITOR_SESSIONS_DIR "
+                                  "environment variable or --csv.")
+                return False
             csv_path = new_session_path(self.sessions_dir, datetime.now())
         self.csv_path = Path(csv_path)
         self.last_png_path = None
@@ -238,12 +251,15 @@ class MainWindow(QMainWindow):
         self.controls.set_state(state)
 
     def csv_note(self) -> str:
-        if self.csv_path is not None and self.controller.csv_opened and self.csv_path.is_file():
-            return f" The session's CSV is complete: {self.csv_path}"
-        return ""
+        if self.csv_path is None or not self.controller.csv_opened or not self.csv_path.is_file():
+            return ""
+        if self.controller.csv_failed:
+            return f" The session's CSV holds the rows written before that: {self.csv_path}"
+        return f" The session's CSV is complete: {self.csv_path}"
 
     @Slot(str)
     def on_session_faulted(self, message: str) -> None:
+        self.failure = message
         shown = self.message().splitlines() if self.controller.running else []
         self.show_message("\n".join([*shown, f"{message}."]))
 
@@ -280,12 +296,25 @@ class MainWindow(QMainWindow):
             self.timeline.refresh(self.store)
             self.status.refresh()
 
+    @Slot()
+    def on_close_wait_timer_timeout(self) -> None:
+        if not self.controller.threads_running():
+            self.close_wait_timer.stop()
+            self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.repaint_timer.stop()
         if self.controller.running or self.controller.threads_running():
             self.show_summary = False
             if not self.controller.stop():
-                log.error("a worker thread did not stop in time")
+                # A worker is still busy (loading the model cannot be cut short): the window says
+                # so and closes, ending the app, once its threads have ended.
+                log.warning("a worker thread is still busy; the window closes once it ends")
+                self.controls.setEnabled(False)
+                self.video_view.set_message("Closing once the model has finished loading...")
+                self.close_wait_timer.start()
+                event.ignore()
+                return
         if self.summary_dialog is not None:
             self.summary_dialog.close()
         event.accept()

@@ -15,9 +15,9 @@ from fermonitor.core.checkpoint import CheckpointError
 from fermonitor.core.classifier import MODEL_HELP, load_classifier
 from fermonitor.core.detection import create_detector
 from fermonitor.core.pipeline import Pipeline
-from fermonitor.core.session import SessionWriter
+from fermonitor.core.session import SessionWriter, check_not_the_video
 from fermonitor.core.settings import Settings
-from fermonitor.core.sources import FrameSource, parse_source
+from fermonitor.core.sources import FrameSource, VideoSource, parse_source
 from fermonitor.ui.frame_slot import LatestFrameSlot
 from fermonitor.ui.workers import THREAD_JOIN_TIMEOUT_MS, AnalysisWorker, CaptureWorker
 
@@ -94,12 +94,20 @@ class SessionController(QObject):
         """Whether the last session created its CSV (not when its source failed to open)."""
         return self.analysis_worker is not None and self.analysis_worker.csv_opened
 
+    @property
+    def csv_failed(self) -> bool:
+        """Whether writing the last session's CSV failed part way (its rows stop there)."""
+        return self.analysis_worker is not None and self.analysis_worker.csv_failed
+
     def start(self, plan: SessionPlan) -> bool:
-        """Start a session; False (and ``faulted``) when the source spec cannot be parsed."""
+        """Start a session; False (and ``faulted``) when the source spec cannot be parsed or the CSV
+        would replace the video it analyses."""
         if self._running or self.threads_running():
             raise RuntimeError("a session is already running or still stopping; stop it first")
         try:
             source = parse_source(plan.source_spec)
+            if isinstance(source, VideoSource):
+                check_not_the_video(plan.csv_path, source.path)
         except ValueError as exc:
             self.faulted.emit(str(exc))
             return False

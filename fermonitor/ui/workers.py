@@ -163,6 +163,7 @@ class AnalysisWorker(QObject):
         self.pipeline: Any = None
         self.writer: Any = None
         self.csv_opened = False  # whether open_pipeline gave a writer
+        self.csv_failed = False  # whether writing or closing it failed: rows after that are missing
         self.steps = 0
 
     def request_stop(self) -> None:
@@ -206,7 +207,11 @@ class AnalysisWorker(QObject):
         """Analyse one frame, write it and return the result with latency and drops filled in."""
         result = self.pipeline.process(frame, dropped)
         if self.writer is not None:
-            self.writer.write(result, self.names())
+            try:
+                self.writer.write(result, self.names())
+            except Exception:
+                self.csv_failed = True
+                raise
         self.steps += 1
         if self.steps == 1:
             # The packaging smoke test measures start-up to this line.
@@ -217,7 +222,11 @@ class AnalysisWorker(QObject):
         """Close the writer: the CSV is complete after this."""
         writer, self.writer = self.writer, None
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except Exception:
+                self.csv_failed = True
+                raise
 
     @Slot()
     def run(self) -> None:

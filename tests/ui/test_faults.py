@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,7 +18,7 @@ from ui_helpers import SESSION_TIMEOUT_MS, gallery_image, make_window, read_rows
 from fermonitor.core import resources
 from fermonitor.core.classifier import MODEL_HELP
 from fermonitor.core.results import Frame
-from fermonitor.core.session import session_json_path
+from fermonitor.core.session import SessionError, SessionWriter, session_json_path
 from fermonitor.core.sources import FrameSource, SourceError, register_source, unregister_source
 from fermonitor.core.timeline import ABSENT_CODE
 
@@ -136,6 +139,48 @@ def test_a_camera_unplugged_mid_session_keeps_every_row(qtbot: object, tmp_path:
     assert window.isVisible() and window.controls.start_action.isEnabled()
 
 
+def test_a_csv_that_fails_part_way_is_not_called_complete(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
+                                                          face_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write = SessionWriter.write
+    calls = []
+
+    def fail_on_the_third_step(self: SessionWriter, *args: object, **kwargs: object) -> int:
+        calls.append(1)
+        if len(calls) == 3:
+            raise SessionError(f"CSV file {self.csv_path} cannot be written (No space left on device)")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(SessionWriter, "write", fail_on_the_third_step)
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
+    csv_path = tmp_path / "disk-full.csv"
+    run_until_stopped(qtbot, window, csv_path)
+    message = window.message()
+    assert "No space left on device" in message and "is complete" not in message
+    assert f"The session's CSV holds the rows written before that: {csv_path}" in message
+    assert window.failure
+
+
+def test_an_unusable_sessions_folder_is_named_and_nothing_starts(qtbot: object, tmp_path: Path,
+                                                                 ui_checkpoint: Path, face_video: Path) -> None:
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
+    window.sessions_dir = tmp_path / "a-file"
+    window.sessions_dir.write_text("not a folder", encoding="utf-8")
+    assert not window.start_session()
+    assert window.message().startswith(f"sessions folder {window.sessions_dir} cannot be created (")
+    assert not window.controller.running and window.failure
+
+
+def test_a_scripted_session_that_fails_exits_with_status_1(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "FERMONITOR_CONFIG_DIR": str(tmp_path / "config"),
+           "FERMONITOR_SESSIONS_DIR": str(tmp_path / "sessions")}
+    missing = tmp_path / "missing.mp4"
+    done = subprocess.run([sys.executable, "-m", "fermonitor", "--source", f"video:{missing}", "--csv",
+                           str(tmp_path / "o.csv"), "--exit-after", "3", "--model", str(tiny_checkpoint)],
+                          env=env, capture_output=True, text=True, timeout=SESSION_TIMEOUT_MS / 1000 + 60)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"video {missing} does not exist" in done.stderr
+
+
 def test_a_stop_while_the_camera_is_still_opening_writes_no_csv(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
                                                                 fake_camera: type[FakeCamera]) -> None:
     window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:slow", ui_checkpoint)
@@ -146,3 +191,30 @@ def test_a_stop_while_the_camera_is_still_opening_writes_no_csv(qtbot: object, t
     qtbot.waitUntil(lambda: not window.controller.threads_running(), timeout=SESSION_TIMEOUT_MS)
     assert not csv_path.exists() and not session_json_path(csv_path).exists()
     assert not window.controller.csv_opened
+
+
+SLOW_MODEL_APP = """
+import sys, time
+from fermonitor.ui import session_controller
+load = session_controller.load_classifier
+def slow_load(*args, **kwargs):
+    time.sleep(10)
+    return load(*args, **kwargs)
+session_controller.load_classifier = slow_load
+from fermonitor.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_closing_the_app_while_the_model_loads_ends_cleanly_once_it_has_loaded(
+        tmp_path: Path, tiny_checkpoint: Path, face_video: Path) -> None:
+    # The window closes (--exit-after 1) while the model is still loading, which cannot be cut short.
+    # The model is a real VGG19 checkpoint: the test models registered in this process are not there.
+    csv_path = tmp_path / "never-started.csv"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "FERMONITOR_CONFIG_DIR": str(tmp_path / "config"),
+           "FERMONITOR_SESSIONS_DIR": str(tmp_path / "sessions")}
+    done = subprocess.run([sys.executable, "-c", SLOW_MODEL_APP, "--source", f"video:{face_video}",
+                           "--csv", str(csv_path), "--exit-after", "1", "--model", str(tiny_checkpoint)],
+                          env=env, capture_output=True, text=True, timeout=SESSION_TIMEOUT_MS / 1000 + 60)
+    assert done.returncode == 0, done.stderr[-3000:]  # was 134: Qt aborts on a thread destroyed while running
+    assert not csv_path.exists()  # stopped before the model loaded: no session was written

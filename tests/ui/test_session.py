@@ -143,6 +143,16 @@ def test_a_malformed_source_is_shown_and_nothing_starts(qtbot: object, tmp_path:
     assert not (tmp_path / "never.csv").exists()
 
 
+def test_a_csv_path_that_is_the_video_is_refused_and_the_video_kept(qtbot: object, tmp_path: Path,
+                                                                    ui_checkpoint: Path, face_video: Path) -> None:
+    before = face_video.read_bytes()
+    window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
+    assert not window.start_session(face_video)
+    assert window.message() == f"CSV file {face_video} is the video itself; choose another name for the CSV."
+    assert not window.controller.running and window.failure
+    assert face_video.read_bytes() == before
+
+
 def test_a_source_that_fails_to_open_leaves_an_existing_csv_alone(qtbot: object, tmp_path: Path,
                                                                   ui_checkpoint: Path) -> None:
     # The CSV is created only once the source is open: an earlier session's file at that path stays.

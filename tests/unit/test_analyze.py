@@ -124,6 +124,13 @@ def test_options_that_would_lose_data_or_be_ignored(tmp_path: Path, make_face_vi
     assert errors_of(capsys) == [f"fermonitor: error: CSV file {video} is the video itself; choose another name "
                                  "for the CSV"]
     assert video.read_bytes() == before
+    described_over = tmp_path / "talk.session.json"  # a video named like the CSV's session file
+    described_over.write_bytes(before)
+    assert cli.main(["analyze", str(described_over), "--csv", str(tmp_path / "talk.csv"),
+                     "--model", str(tiny_checkpoint)]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: CSV file {tmp_path / 'talk.csv'} would write its session "
+                                 f"description over the video {described_over}; choose another name for the CSV"]
+    assert described_over.read_bytes() == before and not (tmp_path / "talk.csv").exists()
     missing = tmp_path / "setings.json"
     assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--settings", str(missing)]) == 1
     assert errors_of(capsys) == [f"fermonitor: error: settings file {missing} does not exist"]
