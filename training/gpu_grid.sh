@@ -58,7 +58,7 @@ run)
     ship_pid=""
     if [ "$ship_epochs" -gt 0 ]; then
         timeout "${GRID_SECONDS:-500}" python3 -m training train --arch vgg19 --epochs "$ship_epochs" \
-            --batch-size 128 --lr 0.1 --nesterov --weight-decay 5e-4 --soft-targets \
+            --batch-size 128 --lr 0.1 --nesterov --cycle-momentum --weight-decay 5e-4 --soft-targets \
             --augment flip,crop,rotate,erase --threads 2 --output-dir /tmp/ship --resume "${shares[@]}" \
             >/tmp/ship/train.log 2>&1 &
         ship_pid=$!

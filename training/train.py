@@ -82,6 +82,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate")
     p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD momentum")
     p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--cycle-momentum", action="store_true",
+                   help="with --sched onecycle: momentum (Adam's beta1) cycles from 0.95 to 0.85 and back against "
+                        "the learning rate, torch's OneCycleLR default, instead of holding --momentum")
     p.add_argument("--weight-decay", type=non_negative_float, default=5e-4, help="L2 on all weights")
     p.add_argument("--sched", default="onecycle", choices=["onecycle", "cosine", "none"],
                    help="per-step schedule; onecycle warms up for 15%% of the steps")
@@ -142,7 +145,7 @@ def make_scheduler(optimizer, args, steps_per_epoch: int, steps_done: int = 0):
     total = args.epochs * steps_per_epoch
     if args.sched == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.15,
-                                                   last_epoch=steps_done - 1)
+                                                   cycle_momentum=args.cycle_momentum, last_epoch=steps_done - 1)
     if args.sched == "cosine":  # from lr down to 0; torch's CosineAnnealingLR steps recursively instead
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total)), last_epoch=steps_done - 1)
@@ -263,6 +266,8 @@ def main(args) -> dict:
     """Train (or with --test-only evaluate output-dir/best.pt) and return the test metrics."""
     if args.soft_targets and args.label_mode != "majority":
         raise ValueError(f"--soft-targets applies to --label-mode majority, not {args.label_mode}")
+    if args.cycle_momentum and args.sched != "onecycle":
+        raise ValueError(f"--cycle-momentum applies to --sched onecycle, not {args.sched}")
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)

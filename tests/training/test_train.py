@@ -12,7 +12,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-import torch.nn.functional as F
 
 import training.__main__ as training_main
 import training.train as train_module
@@ -26,7 +25,7 @@ from fermonitor.core.checkpoint import (
 from fermonitor.core.models import build_model
 from training import average, compare, evaluate_cli, export, train
 from training.data import DataPaths, load_splits
-from training.engine import to_input
+from training.engine import to_input, train_one_epoch
 
 # The cheapest registered model per face: the original study's ResNet34 (stride-2 stem and max-pool).
 CHEAP_ARCH = "seed_resnet34"
@@ -37,22 +36,36 @@ def _train_argv(data: Path, out: Path, *extra: str) -> list[str]:
             "--lr", "0.01", "--threads", "1", "--amp", "off", "--no-progress", "--augment", "flip,crop", *extra]
 
 
-def test_two_training_steps_lower_the_loss(small_data: Path, isolated_cache: Path, one_thread: None) -> None:
+def test_two_training_steps_lower_the_loss(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                          one_thread: None) -> None:
+    # The training code itself (train_one_epoch with the command's optimizer): one batch of 16 faces
+    # per epoch, so the third epoch's loss is measured after two steps.
+    args = train.get_args_parser().parse_args(_train_argv(small_data, tmp_path, "--augment", "", "--sched", "none"))
+    args.amp = False
     torch.manual_seed(0)
     faces = load_splits(DataPaths.in_folder(small_data))["train"].subset(np.arange(16))
     model = build_model(CHEAP_ARCH, num_classes=8)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = to_input(faces.images, 0.5, 0.25, torch.device("cpu"))
-    target = torch.from_numpy(faces.targets)
-    model.train()
-    losses = []
-    for _ in range(3):
-        loss = F.cross_entropy(model(x), target)
-        losses.append(float(loss))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    optimizer = train.make_optimizer(model, args)
+    losses = [train_one_epoch(model, faces, optimizer, None, args, torch.device("cpu"), epoch)["train_loss"]
+              for epoch in range(3)]
     assert losses[2] < losses[0], losses
+
+
+@pytest.mark.parametrize(("extra", "momentum"), [(["--momentum", "0.5"], 0.5), (["--momentum", "0"], 0.0),
+                                                 (["--momentum", "0.5", "--cycle-momentum"], 0.95)])
+def test_one_cycle_holds_the_momentum_asked_for_unless_told_to_cycle_it(extra: list[str], momentum: float) -> None:
+    args = train.get_args_parser().parse_args(["--sched", "onecycle", "--lr", "0.1", *extra])
+    optimizer = train.make_optimizer(torch.nn.Linear(2, 2), args)
+    scheduler = train.make_scheduler(optimizer, args, steps_per_epoch=10)
+    values = []
+    for _ in range(args.epochs * 10 - 1):
+        values.append(optimizer.param_groups[0]["momentum"])
+        optimizer.step()
+        scheduler.step()
+    if args.cycle_momentum:
+        assert values[0] == pytest.approx(momentum) and min(values) == pytest.approx(0.85)
+    else:
+        assert set(values) == {momentum}
 
 
 def _stop_in_epoch(index: int):
@@ -230,6 +243,9 @@ def test_command_line_errors_are_one_line(small_data: Path, isolated_cache: Path
     argv = ["train", *_train_argv(small_data, tmp_path / "run", "--label-mode", "argmax10", "--soft-targets")]
     assert training_main.main(argv) == 1
     assert capsys.readouterr().err == "training train: error: --soft-targets applies to --label-mode majority, not argmax10\n"
+    argv = ["train", *_train_argv(small_data, tmp_path / "run", "--sched", "cosine", "--cycle-momentum")]
+    assert training_main.main(argv) == 1
+    assert capsys.readouterr().err == "training train: error: --cycle-momentum applies to --sched onecycle, not cosine\n"
     assert training_main.main(["evaluate", "--checkpoint", str(missing / "model.pt")]) == 1
     assert capsys.readouterr().err == f"training evaluate: error: model file {missing / 'model.pt'} does not exist\n"
 
