@@ -17,6 +17,8 @@ import io
 import logging
 import os
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ USAGES = ("Training", "PublicTest", "PrivateTest")
 # The FERPlus folders and the FER2013 Usage value each of them holds.
 FERPLUS_FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
 LABEL_MODES = ("majority", "probability", "argmax10")
+CACHE_FORMAT = 1  # raise when _decode_fer2013 changes what it returns: older cached arrays are then ignored
 
 
 class DataFormatError(ValueError):
@@ -68,6 +71,18 @@ def cache_dir() -> Path:
     return path
 
 
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a UTF-8 CSV file; text that cannot be read names the file and line."""
+    line_no = 0
+    with open(path, encoding="utf-8", newline="") as handle:
+        try:
+            for line_no, row in enumerate(csv.reader(handle), start=1):
+                yield line_no, row
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise DataFormatError(f"{path}:{line_no + 1}: not readable as UTF-8 CSV text ({exc}); the file was "
+                                  "changed or damaged: download it again") from exc
+
+
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
@@ -86,8 +101,10 @@ def read_fer2013(path: str | Path, use_cache: bool = True) -> tuple[np.ndarray, 
     if not path.is_file():
         raise FileNotFoundError(f"FER2013 file {path} does not exist")
     stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = cache_dir() / f"fer2013-{key}.npz"
+    # One cache file per source file: named by its path, keyed by its size, time and the decoding.
+    source_key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    content_key = hashlib.sha1(f"{stat.st_size}|{stat.st_mtime_ns}|{CACHE_FORMAT}".encode()).hexdigest()[:10]
+    cached = cache_dir() / f"fer2013-{source_key}-{content_key}.npz"
     if use_cache and cached.is_file():
         try:
             with np.load(cached) as arrays:
@@ -100,7 +117,19 @@ def read_fer2013(path: str | Path, use_cache: bool = True) -> tuple[np.ndarray, 
         tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, images=result[0], emotion=result[1], usage=result[2])
         tmp.replace(cached)
+        _remove_stale_cache(cached, source_key)
     return result
+
+
+def _remove_stale_cache(current: Path, source_key: str) -> None:
+    """Delete the arrays of an earlier version of the same file, and those of the old unversioned names."""
+    stale = [p for p in current.parent.glob(f"fer2013-{source_key}-*.npz") if p != current]
+    stale += [p for p in current.parent.glob("fer2013-*.npz") if p.stem.count("-") == 1 and len(p.stem) == 24]
+    for path in stale:
+        try:
+            path.unlink()
+        except OSError as exc:  # another process may be reading it; a later run removes it
+            log.info("stale cache %s not removed (%s)", path, exc)
 
 
 def _decode_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,7 +147,7 @@ def _decode_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 images.append(_parse_fer2013_row(path, line_no, row))
                 emotions.append(int(row[0]))
                 usages.append(row[2])
-        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as exc:
             raise DataFormatError(f"{path}: unreadable after line {line_no} ({exc}); the file is damaged or cut "
                                   "short: download it again") from exc
     if not images:
@@ -151,7 +180,7 @@ def _parse_votes(path: Path, line_no: int, fields: list[str]) -> np.ndarray:
         raise DataFormatError(f"{path}:{line_no}: expected {len(VOTE_COLUMNS)} vote columns, found {len(fields)}")
     try:
         votes = np.array([int(v) for v in fields], dtype=np.int32)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise DataFormatError(f"{path}:{line_no}: a vote is not a whole number ({exc})") from exc
     if votes.min() < 0:
         raise DataFormatError(f"{path}:{line_no}: a vote count is negative")
@@ -164,20 +193,21 @@ def read_fer2013new(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]
     if not path.is_file():
         raise FileNotFoundError(f"FER+ votes file {path} does not exist")
     votes, usages, names = [], [], []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        expected = ["Usage", "Image name", *VOTE_COLUMNS]
-        if header != expected:
-            raise DataFormatError(f"{path}:1: header is {header}, expected {','.join(expected)}")
-        for line_no, row in enumerate(reader, start=2):
-            if len(row) != len(expected):
-                raise DataFormatError(f"{path}:{line_no}: expected {len(expected)} fields, found {len(row)}")
-            if row[0] not in USAGES:
-                raise DataFormatError(f"{path}:{line_no}: Usage {row[0]!r} is not one of {', '.join(USAGES)}")
-            usages.append(row[0])
-            names.append(row[1])
-            votes.append(_parse_votes(path, line_no, row[2:]))
+    rows = _csv_rows(path)
+    header = next(rows, (1, None))[1]
+    expected = ["Usage", "Image name", *VOTE_COLUMNS]
+    if header != expected:
+        raise DataFormatError(f"{path}:1: header is {header}, expected {','.join(expected)}")
+    for line_no, row in rows:
+        if len(row) != len(expected):
+            raise DataFormatError(f"{path}:{line_no}: expected {len(expected)} fields, found {len(row)}")
+        if row[0] not in USAGES:
+            raise DataFormatError(f"{path}:{line_no}: Usage {row[0]!r} is not one of {', '.join(USAGES)}")
+        usages.append(row[0])
+        names.append(row[1])
+        votes.append(_parse_votes(path, line_no, row[2:]))
+    if not votes:
+        raise DataFormatError(f"{path}: no vote rows after the header")
     return np.stack(votes), np.array(usages), names
 
 
@@ -196,18 +226,19 @@ def read_ferplus_labels(folder: str | Path, fer2013new: str | Path) -> dict[str,
         if not path.is_file():
             raise FileNotFoundError(f"FER+ label file {path} does not exist")
         rows, votes = [], []
-        with open(path, encoding="utf-8", newline="") as handle:
-            for line_no, fields in enumerate(csv.reader(handle), start=1):
-                if len(fields) != 2 + len(VOTE_COLUMNS):
-                    raise DataFormatError(f"{path}:{line_no}: expected {2 + len(VOTE_COLUMNS)} fields, found {len(fields)}")
-                name = fields[0]
-                if name not in row_of:
-                    raise DataFormatError(f"{path}:{line_no}: image {name!r} is not named in {fer2013new}")
-                row = row_of[name]
-                if usages[row] != usage:
-                    raise DataFormatError(f"{path}:{line_no}: image {name!r} is a {usages[row]} row, expected {usage}")
-                rows.append(row)
-                votes.append(_parse_votes(path, line_no, fields[2:]))
+        for line_no, fields in _csv_rows(path):
+            if len(fields) != 2 + len(VOTE_COLUMNS):
+                raise DataFormatError(f"{path}:{line_no}: expected {2 + len(VOTE_COLUMNS)} fields, found {len(fields)}")
+            name = fields[0]
+            if name not in row_of:
+                raise DataFormatError(f"{path}:{line_no}: image {name!r} is not named in {fer2013new}")
+            row = row_of[name]
+            if usages[row] != usage:
+                raise DataFormatError(f"{path}:{line_no}: image {name!r} is a {usages[row]} row, expected {usage}")
+            rows.append(row)
+            votes.append(_parse_votes(path, line_no, fields[2:]))
+        if not votes:
+            raise DataFormatError(f"{path}: no label rows")
         result[usage] = (np.array(rows, dtype=np.int64), np.stack(votes))
     return result
 

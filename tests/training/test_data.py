@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 import re
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from training.data import (
     FERPLUS_FOLDERS,
     DataFormatError,
     DataPaths,
+    cache_dir,
     ferplus_probability,
     load_splits,
     majority_labels,
@@ -146,6 +148,7 @@ def test_malformed_fer2013_row(small_data: Path, tmp_path: Path, line_no: int, e
     (7, lambda s: s[: s.rindex(",")] + ",two\n", "a vote is not a whole number"),
     (8, lambda s: s[: s.rindex(",")] + ",-1\n", "a vote count is negative"),
     (9, lambda s: s[: s.rindex(",")] + "\n", "expected 12 fields, found 11"),
+    (10, lambda s: s[: s.rindex(",")] + ",3000000000\n", "a vote is not a whole number"),  # beyond int32
 ])
 def test_malformed_vote_row(small_data: Path, tmp_path: Path, line_no: int, edit, reason: str) -> None:
     data = _copy(small_data, tmp_path / "data")
@@ -182,6 +185,37 @@ def test_a_cut_short_download_names_the_file(small_data: Path, tmp_path: Path) -
     header_only.write_text("emotion,pixels,Usage\n")
     with pytest.raises(DataFormatError, match=re.escape(f"{header_only}: no image rows after the header")):
         read_fer2013(header_only, use_cache=False)
+
+
+def test_a_damaged_download_names_the_file(small_data: Path, tmp_path: Path) -> None:
+    whole = gzip.compress((small_data / "fer2013.csv").read_bytes())
+    damaged = tmp_path / "fer2013.csv.gz"
+    damaged.write_bytes(whole[:10] + b"\xff" * 200 + whole[210:])  # the gzip header, then bytes no deflate stream has
+    with pytest.raises(DataFormatError, match=re.escape(f"{damaged}: unreadable after line ") + r"\d+ .*damaged"):
+        read_fer2013(damaged, use_cache=False)
+
+
+def test_vote_files_saved_in_another_encoding_name_the_file_and_line(small_data: Path, tmp_path: Path) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    votes = data / "fer2013new.csv"
+    votes.write_bytes(votes.read_text(encoding="utf-8").encode("utf-16"))  # as a spreadsheet may save it
+    with pytest.raises(DataFormatError, match=re.escape(f"{votes}:1: not readable as UTF-8 CSV text")):
+        read_fer2013new(votes)
+    label = data / "ferplus" / "FER2013Test" / "label.csv"
+    label.write_bytes(b"")
+    with pytest.raises(DataFormatError, match=re.escape(f"{label}: no label rows")):
+        read_ferplus_labels(data / "ferplus", small_data / "fer2013new.csv")
+
+
+def test_the_cache_keeps_one_file_per_source_file(small_data: Path, tmp_path: Path, isolated_cache: Path) -> None:
+    data = _copy(small_data, tmp_path / "data")
+    legacy = cache_dir() / "fer2013-0123456789abcdef.npz"  # a name from before CACHE_FORMAT
+    legacy.write_bytes(b"old arrays")
+    read_fer2013(data / "fer2013.csv")
+    read_fer2013(small_data / "fer2013.csv")  # another source file: its own cache file
+    os.utime(data / "fer2013.csv", ns=(0, 10**9))  # the first file changed: its arrays are decoded again
+    read_fer2013(data / "fer2013.csv")
+    assert len(list(isolated_cache.rglob("fer2013-*.npz"))) == 2 and not legacy.exists()
 
 
 def test_image_and_vote_files_that_do_not_belong_together(small_data: Path, tmp_path: Path,
