@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -16,7 +18,8 @@ from fermonitor.core.checkpoint import ModelMeta, load_checkpoint, save_checkpoi
 from fermonitor.core.onnx_backend import INPUT_NAME as ONNX_INPUT
 from fermonitor.core.onnx_backend import OUTPUT_NAME as ONNX_OUTPUT
 from fermonitor.core.preprocess import normalise_faces
-from training.data import DataPaths, load_splits
+from training.data import DataPaths, FaceSplit, load_splits
+from training.engine import evaluate
 from training.train import DEFAULT_DATA_DIR
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="FER+ data for checking the export on real faces")
     p.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="skip the onnxruntime check (not for shipping)")
+                   help="skip the onnxruntime check and the official test metrics (not for shipping)")
     return p
 
 
@@ -152,15 +155,23 @@ def max_onnx_difference(model: nn.Module, onnx_path: str | Path, faces: np.ndarr
     return float(np.abs(ort_logits - torch_logits).max())
 
 
-def verification_faces(data_dir: Path, count: int = VERIFY_FACES) -> np.ndarray:
-    """The first ``count`` official test faces, uint8 (N, 48, 48)."""
-    return load_splits(DataPaths.in_folder(data_dir))["test"].images[:count]
+def official_test_metrics(model: nn.Module, meta: ModelMeta, test: FaceSplit) -> dict:
+    """The model's figures on the official FER+ test split, as ``test_*`` entries for its metrics."""
+    scored = evaluate(model.float(), test, SimpleNamespace(mean=meta.mean, std=meta.std, amp=False),
+                      torch.device("cpu"))
+    return {"test_accuracy": scored["accuracy"], "test_macro_f1": scored["macro_f1"], "test_faces": len(test),
+            "test_recall": dict(zip(test.classes, scored["recall"], strict=True))}
 
 
 def main(args) -> dict:
-    """Write the ONNX model (and with --half the fp16 checkpoint first); check ONNX against torch."""
+    """Write the ONNX model (and with --half the fp16 checkpoint first); check ONNX against torch.
+
+    With the check (the default) both files also carry the exported weights' metrics on the
+    official test split, so the shipped model describes how well it does.
+    """
     shipped, shipped_meta = load_checkpoint(args.checkpoint)
     report: dict = {}
+    half_path = None
     if args.half is not None:
         half_path = args.onnx.with_suffix(".pt") if args.half == HALF_BESIDE_ONNX else Path(args.half)
         if half_path.resolve() == args.checkpoint.resolve():
@@ -169,11 +180,19 @@ def main(args) -> dict:
         save_checkpoint(half_path, shipped, shipped_meta, half=True)
         # Export from the fp16 weights the app ships, so both files hold the same numbers.
         shipped, shipped_meta = load_checkpoint(half_path)
+    test = load_splits(DataPaths.in_folder(args.data_dir))["test"] if args.verify else None
+    if test is not None:
+        shipped_meta = dataclasses.replace(
+            shipped_meta, metrics={**shipped_meta.metrics, **official_test_metrics(shipped, shipped_meta, test)})
+        report["test_accuracy"] = shipped_meta.metrics["test_accuracy"]
+        if half_path is not None:
+            save_checkpoint(half_path, shipped, shipped_meta, half=True)  # the same fp16 weights, described
+    if half_path is not None:
         report.update(checkpoint=str(half_path), checkpoint_mb=round(half_path.stat().st_size / 1e6, 2))
     export_onnx(shipped, shipped_meta, args.onnx)
     report.update(onnx=str(args.onnx), onnx_mb=round(args.onnx.stat().st_size / 1e6, 2))
-    if args.verify:
-        faces = verification_faces(args.data_dir)
+    if test is not None:
+        faces = test.images[:VERIFY_FACES]
         diff = max_onnx_difference(shipped, args.onnx, faces, shipped_meta.mean, shipped_meta.std)
         report["max_abs_logit_diff"] = diff
         report["faces_checked"] = len(faces)

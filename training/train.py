@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -171,17 +172,24 @@ def prepare_data(args) -> dict[str, FaceSplit]:
     return splits
 
 
-def meta_for(args, classes, metrics) -> ModelMeta:
+def meta_for(args, classes, metrics, init_sha256: str | None = None) -> ModelMeta:
+    """The description saved with the weights; with --init, the starting checkpoint's SHA-256 too, since
+    its path may later hold another model (the shipped one is replaced in place)."""
+    train_args = args_dict(args)
+    if init_sha256 is not None:
+        train_args["init_sha256"] = init_sha256
     return ModelMeta(arch=args.arch, classes=tuple(classes), input_size=48, mean=args.mean, std=args.std,
-                     metrics=metrics, train_args=args_dict(args))
+                     metrics=metrics, train_args=train_args)
 
 
 def args_dict(args) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 
 
-def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> None:
-    """Load the weights of the fermonitor checkpoint at ``path`` (--init) into ``model``."""
+def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> str:
+    """Load the weights of the fermonitor checkpoint at ``path`` (--init) into ``model``; returns the
+    file's SHA-256."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     start, meta = load_checkpoint(path)
     if meta.arch != args.arch:
         raise CheckpointError(f"--init {path} is a {meta.arch} model; this run trains --arch {args.arch}")
@@ -189,7 +197,8 @@ def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> Non
         raise CheckpointError(f"--init {path} has {len(meta.classes)} outputs; --label-mode {args.label_mode} "
                               f"trains {num_classes}")
     model.load_state_dict(start.state_dict())
-    log.info("initialised from %s", path)
+    log.info("initialised from %s (SHA-256 %s)", path, digest)
+    return digest
 
 
 def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device,
@@ -281,8 +290,7 @@ def main(args) -> dict:
         return score_best(args, test, device)
 
     model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
-    if args.init is not None:
-        init_from(model, args.init, args, len(train.classes))
+    init_sha256 = init_from(model, args.init, args, len(train.classes)) if args.init is not None else None
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, args)
     scaler = make_grad_scaler(device, args.amp)
@@ -341,7 +349,7 @@ def main(args) -> dict:
             csv.writer(f).writerow([f"{row[k]:.5g}" if isinstance(row[k], float) else row[k] for k in SUMMARY_FIELDS])
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
         meta = meta_for(args, train.classes, {"epoch": epoch + 1, "valid_accuracy": valid_metrics["accuracy"],
-                                              "valid_macro_f1": valid_metrics["macro_f1"]})
+                                              "valid_macro_f1": valid_metrics["macro_f1"]}, init_sha256)
         if valid_metrics["accuracy"] > best_acc:
             best_acc = valid_metrics["accuracy"]
             save_checkpoint(args.output_dir / "best.pt", model, meta, half=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import shutil
@@ -188,6 +189,17 @@ def test_resume_refuses_another_model_or_a_damaged_state(small_data: Path, isola
         train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--resume")))
 
 
+def test_a_run_from_init_records_the_starting_weights_by_content(small_data: Path, isolated_cache: Path,
+                                                                  tmp_path: Path, one_thread: None) -> None:
+    source = _random_checkpoint(tmp_path / "model.pt")
+    argv = _train_argv(small_data, tmp_path / "run", "--epochs", "1", "--label-mode", "argmax10", "--init", str(source),
+                       "--train-fraction", "0.25")
+    train.main(train.get_args_parser().parse_args(argv))
+    _, meta = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert meta.train_args["init"] == str(source)
+    assert meta.train_args["init_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 def test_init_refuses_a_checkpoint_of_another_model(small_data: Path, isolated_cache: Path, tmp_path: Path) -> None:
     source = _random_checkpoint(tmp_path / "model.pt")  # 10 outputs, the original study's classes
     argv = _train_argv(small_data, tmp_path / "run", "--epochs", "1", "--init", str(source))
@@ -303,11 +315,18 @@ def test_export_round_trip(small_data: Path, isolated_cache: Path, tmp_path: Pat
         ["--checkpoint", str(source), "--onnx", str(onnx_path), "--half", "--data-dir", str(small_data)]))
     assert report["max_abs_logit_diff"] <= export.MAX_ABS_DIFF
     shipped, meta = load_checkpoint(tmp_path / "ship.pt")
-    assert meta.metrics == {"note": "random weights"}
+    test = load_splits(DataPaths.in_folder(small_data))["test"]
+    with torch.inference_mode():
+        predicted = shipped(to_input(test.images, meta.mean, meta.std, torch.device("cpu")))[:, :8].argmax(1).numpy()
+    # The shipped files describe themselves: their own figures on the official test split.
+    assert meta.metrics["note"] == "random weights" and meta.metrics["test_faces"] == len(test)
+    assert meta.metrics["test_accuracy"] == pytest.approx(float((predicted == test.labels).mean()))
+    assert list(meta.metrics["test_recall"]) == list(FERPLUS_CLASSES) and 0 <= meta.metrics["test_macro_f1"] <= 1
+    assert report["test_accuracy"] == meta.metrics["test_accuracy"]
     assert all(v.dtype == torch.float16 for v in torch.load(tmp_path / "ship.pt", weights_only=True)["state_dict"].values()
                if v.is_floating_point())
     props = export.read_onnx_metadata(onnx_path)
-    assert json.loads(props["classes"]) == list(meta.classes)
+    assert json.loads(props["classes"]) == list(meta.classes) and json.loads(props["metrics"]) == meta.metrics
     assert (props["arch"], float(props["mean"]), float(props["std"]), int(props["input_size"])) == (CHEAP_ARCH, 0.5, 0.25, 48)
     # Weights from the fp16 checkpoint are stored as fp16 in the ONNX file too: conv/linear and batch norm.
     stored = {init.data_type for init in onnx.load(str(onnx_path)).graph.initializer if len(init.dims) > 0}
