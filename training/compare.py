@@ -27,6 +27,10 @@ from training.data import DataPaths, load_splits
 
 log = logging.getLogger(__name__)
 
+
+class RunsFailedError(Exception):
+    """Some comparison runs exited with an error; the message names each run and its log."""
+
 # The original study's training recipe: torchvision models, 10 outputs (argmax of all vote
 # columns), SGD with momentum 0.5, batch 32, constant learning rate, no weight decay, no augmentation.
 # Precision is left to --amp auto: fp32 on CPUs without native bf16, fp16 AMP on CUDA.
@@ -218,7 +222,7 @@ def execute_in_parallel(runs: list[Run], args, work_dir: Path) -> list[str]:
     failed = [f"{run.name} (see {work_dir / f'{run.name}.log'})" for run, code in zip(runs, codes, strict=True) if code]
     if failed:
         write_table(list(GRID), args)
-        raise RuntimeError(f"comparison runs failed: {', '.join(failed)}")
+        raise RunsFailedError(f"comparison runs failed: {', '.join(failed)}")
     return [run.name for run in runs]
 
 

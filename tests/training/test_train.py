@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,8 @@ def test_resume_matches_an_uninterrupted_run(small_data: Path, isolated_cache: P
         torch.testing.assert_close(b["model"][key], value, rtol=0, atol=1e-6, msg=f"weights differ at {key}")
     summary = (resumed / "summary.csv").read_text().splitlines()
     assert len(summary) == 3  # header and one row per epoch, none repeated
-    assert json.loads((straight / "test_metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+    scored = json.loads((straight / "test_metrics.json").read_text())
+    assert scored["accuracy"] == metrics["accuracy"] and scored["votes"] == "label_csv"
 
 
 @pytest.mark.parametrize("stop_epoch", [0, 1])
@@ -373,6 +375,17 @@ def test_compare_trains_runs_in_parallel_processes(small_data: Path, isolated_ca
     (tmp_path / "results" / "README.md").unlink()
     assert compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"])) == []
     assert (tmp_path / "results" / "README.md").read_text() == table
+
+
+def test_a_failed_parallel_run_is_one_line_naming_its_log(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(compare, "child_argv", lambda run, args, work_dir: [sys.executable, "-c", "raise SystemExit(3)"])
+    argv = ["compare", "--only", "resnet34", "--jobs", "2", "--data-dir", str(small_data), "--threads", "1",
+            "--output-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"), "--no-progress"]
+    assert training_main.main(argv) == 1
+    assert capsys.readouterr().err == (f"training compare: error: comparison runs failed: resnet34 (see "
+                                       f"{tmp_path / 'work' / 'resnet34.log'})\n")
 
 
 def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolated_cache: Path, tmp_path: Path,
