@@ -17,13 +17,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     command, rest = argv[0], argv[1:]
-    from training.compare import RunsFailedError
-
     try:
         run(command, rest)
-    except (ValueError, OSError, RunsFailedError) as exc:
-        # Bad input: the project's errors (DataFormatError, CheckpointError, ExportError, PackError are
-        # ValueErrors) and missing files name it; one line, the traceback only in the debug log.
+    except (ValueError, OSError) as exc:
+        # Bad input: the project's errors (DataFormatError, CheckpointError, ExportError, PackError,
+        # RunsFailedError are ValueErrors) and missing files name it; one line, the traceback only in the debug log.
         logging.getLogger("training").debug("%s failed", command, exc_info=True)
         print(f"training {command}: error: {one_line(exc)}", file=sys.stderr)
         return 1

@@ -28,8 +28,10 @@ from training.data import DataPaths, load_splits
 log = logging.getLogger(__name__)
 
 
-class RunsFailedError(Exception):
-    """Some comparison runs exited with an error; the message names each run and its log."""
+
+class RunsFailedError(ValueError):
+    """Some comparison runs exited with an error; the message names each run and its log (a
+    ValueError, like the project's other errors, so the command line reports it in one line)."""
 
 # The original study's training recipe: torchvision models, 10 outputs (argmax of all vote
 # columns), SGD with momentum 0.5, batch 32, constant learning rate, no weight decay, no augmentation.
@@ -134,9 +136,7 @@ def same_arguments(run_dir: Path, wanted: dict) -> bool:
     """Whether the run in ``run_dir`` was started with the arguments ``wanted`` (train.args_dict form)."""
     if not (run_dir / "args.json").is_file():
         return False
-    done = json.loads((run_dir / "args.json").read_text())
-    # Before --cycle-momentum existed, the one-cycle schedule always cycled the momentum.
-    done.setdefault("cycle_momentum", done.get("sched") == "onecycle")
+    done = train.saved_arguments(json.loads((run_dir / "args.json").read_text()))
     # Settings that do not change what a run computes (keep_epochs only keeps more files, save_minutes
     # saves more often); a run recorded before such a setting existed lacks it.
     keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp", "keep_epochs",

@@ -72,15 +72,23 @@ def cache_dir() -> Path:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of a UTF-8 CSV file; text that cannot be read names the file and line."""
-    line_no = 0
-    with open(path, encoding="utf-8", newline="") as handle:
+    """(line number, fields) of a UTF-8 CSV file; text that cannot be read names the file and its line."""
+
+    def text_lines(handle) -> Iterator[str]:  # decoded one line at a time, so a bad byte names its own line
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(f"{path}:{line_no}: not UTF-8 text ({exc.reason} at byte {exc.start}); the "
+                                      "file was saved in another encoding or damaged: download it again") from exc
+
+    with open(path, "rb") as handle:
+        reader = csv.reader(text_lines(handle))
         try:
-            for line_no, row in enumerate(csv.reader(handle), start=1):
-                yield line_no, row
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise DataFormatError(f"{path}:{line_no + 1}: not readable as UTF-8 CSV text ({exc}); the file was "
-                                  "changed or damaged: download it again") from exc
+            for row in reader:
+                yield reader.line_num, row
+        except csv.Error as exc:
+            raise DataFormatError(f"{path}:{reader.line_num}: not a CSV row ({exc})") from exc
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -123,7 +131,8 @@ def read_fer2013(path: str | Path, use_cache: bool = True) -> tuple[np.ndarray, 
 
 def _remove_stale_cache(current: Path, source_key: str) -> None:
     """Delete the arrays of an earlier version of the same file, and those of the old unversioned names."""
-    stale = [p for p in current.parent.glob(f"fer2013-{source_key}-*.npz") if p != current]
+    # Final names only: another process's temporary file (NAME.PID.tmp.npz) is left alone.
+    stale = [p for p in current.parent.glob(f"fer2013-{source_key}-*.npz") if p != current and "." not in p.stem]
     stale += [p for p in current.parent.glob("fer2013-*.npz") if p.stem.count("-") == 1 and len(p.stem) == 24]
     for path in stale:
         try:

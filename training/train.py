@@ -31,7 +31,7 @@ EVAL_SUBSET_SEED = 20160101
 SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "valid_macro_f1", "seconds"]
 # Settings a resumed run must share with the run that wrote last.pth: they shape the model's
 # outputs, the optimizer state or the schedule that last.pth holds.
-RESUME_FIXED = ("arch", "label_mode", "opt", "sched")
+RESUME_FIXED = ("arch", "label_mode", "opt", "sched", "cycle_momentum")
 # Settings that also fix the order of an epoch's batches: a resume inside an epoch needs them
 # unchanged, and the same number of training faces (other data options change it).
 MID_EPOCH_FIXED = ("batch_size", "seed", "train_fraction", "offline_triple")
@@ -85,8 +85,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD momentum")
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--cycle-momentum", action="store_true",
-                   help="with --sched onecycle: momentum (Adam's beta1) cycles from 0.95 to 0.85 and back against "
-                        "the learning rate, torch's OneCycleLR default, instead of holding --momentum")
+                   help="with --sched onecycle: momentum (SGD) or beta1 (Adam) cycles from 0.95 to 0.85 and back "
+                        "against the learning rate, torch's OneCycleLR default; without it they stay as set")
     p.add_argument("--weight-decay", type=non_negative_float, default=5e-4, help="L2 on all weights")
     p.add_argument("--sched", default="onecycle", choices=["onecycle", "cosine", "none"],
                    help="per-step schedule; onecycle warms up for 15%% of the steps")
@@ -202,16 +202,25 @@ def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> str
     return digest
 
 
+def saved_arguments(saved: dict) -> dict:
+    """A run's saved arguments, with what options added since meant for it: before --cycle-momentum
+    existed, one-cycle always cycled the momentum."""
+    if "sched" in saved and "cycle_momentum" not in saved:
+        return {**saved, "cycle_momentum": saved["sched"] == "onecycle"}
+    return saved
+
+
 def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device,
-                train_faces: int) -> tuple[int, float, dict | None]:
+                train_faces: int) -> tuple[int, float, dict | None, str | None]:
     """Load ``path`` (last.pth) into model, optimizer and loss scaler and restore torch's random
-    state (dropout); returns the epoch to train next, the best validation accuracy so far and,
-    when the run stopped inside that epoch and this run trains it, how far it had come (else None)."""
+    state (dropout); returns the epoch to train next, the best validation accuracy so far, how far
+    the stopped epoch had come when this run trains it (else None) and the SHA-256 of the run's
+    --init checkpoint (None without one)."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a torn or foreign file can fail anywhere in the unpickler
         raise CheckpointError(f"--resume: {path} is not a readable training state ({exc})") from exc
-    saved = state.get("args", {}) if isinstance(state, dict) else {}
+    saved = saved_arguments(state.get("args", {}) if isinstance(state, dict) else {})
     within = state.get("within") if isinstance(state, dict) else None
     if within and int(state["epoch"]) + 1 >= args.epochs:  # a smaller --epochs budget: that epoch is not trained
         within = None
@@ -239,7 +248,7 @@ def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device
         log.info("resumed from %s inside epoch %d, after %d of its batches", path, epoch + 1, within["step"])
     else:
         log.info("resumed from %s at epoch %d", path, epoch + 1)
-    return epoch, float(state["best_valid_acc"]), within
+    return epoch, float(state["best_valid_acc"]), within, state.get("init_sha256")
 
 
 def save_training_state(path: Path, state: dict) -> None:
@@ -294,14 +303,17 @@ def main(args) -> dict:
         return score_best(args, test, device)
 
     model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
-    init_sha256 = init_from(model, args.init, args, len(train.classes)) if args.init is not None else None
+    last_path = args.output_dir / "last.pth"
+    resuming = args.resume and last_path.is_file()
+    # A resume takes its weights from last.pth; --init may by now name another model.
+    init_sha256 = init_from(model, args.init, args, len(train.classes)) if args.init and not resuming else None
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, args)
     scaler = make_grad_scaler(device, args.amp)
     start_epoch, best_acc, within = 0, -1.0, None
-    last_path = args.output_dir / "last.pth"
-    if args.resume and last_path.is_file():
-        start_epoch, best_acc, within = resume_from(last_path, args, model, optimizer, scaler, device, len(train))
+    if resuming:
+        start_epoch, best_acc, within, init_sha256 = resume_from(last_path, args, model, optimizer, scaler, device,
+                                                                 len(train))
     steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
     steps_done = min(start_epoch, args.epochs) * steps_per_epoch + (within["step"] if within else 0)
     scheduler = make_scheduler(optimizer, args, steps_per_epoch, steps_done)
@@ -313,7 +325,7 @@ def main(args) -> dict:
     def training_state(epoch_done: int) -> dict:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                  "epoch": epoch_done, "best_valid_acc": best_acc, "args": args_dict(args),
-                 "rng": torch.get_rng_state()}
+                 "rng": torch.get_rng_state(), "init_sha256": init_sha256}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state

@@ -161,10 +161,10 @@ def _check_ranges(settings: Settings) -> None:
                        "alerts.negative_share": settings.alerts.negative_share}.items():
         if not 0.0 <= value <= 1.0:
             raise SettingsError(f"setting {key} must be between 0 and 1, got {value!r}")
-    if settings.alerts.absent_for_s >= settings.tracking.grace_s:
-        raise SettingsError(f"setting alerts.absent_for_s ({settings.alerts.absent_for_s:g} s) must be below "
-                            f"tracking.grace_s ({settings.tracking.grace_s:g} s): a person counts as absent only "
-                            "that long, so the absence alert could never fire")
+    if settings.alerts.absent_for_s > settings.tracking.grace_s:
+        raise SettingsError(f"setting alerts.absent_for_s ({settings.alerts.absent_for_s:g} s) must not be longer "
+                            f"than tracking.grace_s ({settings.tracking.grace_s:g} s): a person counts as absent "
+                            "only that long, so the absence alert could never fire")
     seen: dict[str, str] = {}
     for group, names in settings.indicator.groups().items():
         for name in names:
@@ -225,9 +225,27 @@ def read_settings(path: str | Path | None = None, missing_ok: bool = True) -> Se
     except json.JSONDecodeError as exc:
         raise SettingsError(f"settings file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     try:
-        return settings_from_dict(data)
+        return settings_from_dict(_migrate(data, path))
     except SettingsError as exc:
         raise SettingsError(f"settings file {path}: {exc}") from exc
+
+
+OLD_GRACE_S = 3.0  # tracking.grace_s before 2026-12-02, written into every settings file saved then
+
+
+def _migrate(data: Any, path: Path) -> Any:
+    """A file saved with the old tracking.grace_s default, under which the absence alert could never
+    fire, takes the new default instead (the dialog saves every field, so the old value is in it)."""
+    if not isinstance(data, dict) or not isinstance(data.get("tracking"), dict):
+        return data
+    tracking, alerts = data["tracking"], data.get("alerts")
+    absent_for_s = alerts.get("absent_for_s", AlertSettings.absent_for_s) if isinstance(alerts, dict) else None
+    if tracking.get("grace_s") != OLD_GRACE_S or not isinstance(absent_for_s, (int, float)) \
+            or absent_for_s <= OLD_GRACE_S:
+        return data
+    log.info("settings file %s: tracking.grace_s %g s, the old default, becomes %g s", path, OLD_GRACE_S,
+             TrackingSettings.grace_s)
+    return {**data, "tracking": {k: v for k, v in tracking.items() if k != "grace_s"}}
 
 
 def load_settings(path: str | Path | None = None) -> tuple[Settings, list[str]]:

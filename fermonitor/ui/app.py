@@ -116,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
         if scripted:
             QTimer.singleShot(int(args.exit_after * 1000), window.close)
         status = app.exec()
+        if window.controller.threads_running():
+            # A thread stuck past the close limit (a camera that never answers): Qt would abort when
+            # its thread object is destroyed. The CSV's rows are written as they come; leave without it.
+            log.error("exiting with a worker thread still running")
+            logging.shutdown()
+            os._exit(1)
         if hook.count or (scripted and window.failure):
             return 1  # a script learns that its session failed; the reason is in the log and on stderr
         return int(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 REPAINT_INTERVAL_MS = 33  # video repaint period (about 30 per second)
 CLOSE_POLL_MS = 100  # how often a window closed during a slow stop looks whether its threads have ended
+CLOSE_WAIT_LIMIT_S = 60.0  # after this the window closes anyway and the app exits without them (app.run)
 TIMELINE_REPAINT_TICKS = 15  # timelines repaint every this many video repaints (about 2 per second)
 SOURCE_KEY = "session/source"
 CLASS_PNG_SUFFIX = "_class_timeline.png"
@@ -136,6 +138,7 @@ class MainWindow(QMainWindow):
         self.close_wait_timer = QTimer(self)
         self.close_wait_timer.setInterval(CLOSE_POLL_MS)
         self.close_wait_timer.timeout.connect(self.on_close_wait_timer_timeout)
+        self.close_wait_since = 0.0
         self.resize(1280, 760)
         problem = model_problem(model_path)
         if problem is not None:
@@ -298,23 +301,33 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def on_close_wait_timer_timeout(self) -> None:
-        if not self.controller.threads_running():
+        if not self.controller.threads_running() or self.close_wait_over():
             self.close_wait_timer.stop()
             self.close()
 
+    def close_wait_over(self) -> bool:
+        return time.monotonic() - self.close_wait_since >= CLOSE_WAIT_LIMIT_S
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.repaint_timer.stop()
-        if self.controller.running or self.controller.threads_running():
+        if self.close_wait_timer.isActive() and not self.close_wait_over():
+            event.ignore()  # already waiting for the threads: another close changes nothing
+            return
+        if self.controller.running or (self.controller.threads_running() and not self.close_wait_since):
             self.show_summary = False
             if not self.controller.stop():
                 # A worker is still busy (loading the model cannot be cut short): the window says
                 # so and closes, ending the app, once its threads have ended.
                 log.warning("a worker thread is still busy; the window closes once it ends")
                 self.controls.setEnabled(False)
-                self.video_view.set_message("Closing once the model has finished loading...")
+                self.show_message("Closing once the analysis has stopped (a model that is loading finishes "
+                                  "first)...")
+                self.close_wait_since = time.monotonic()
                 self.close_wait_timer.start()
                 event.ignore()
                 return
+        if self.controller.threads_running():
+            log.error("a worker thread did not stop within %.0f s; closing without it", CLOSE_WAIT_LIMIT_S)
         if self.summary_dialog is not None:
             self.summary_dialog.close()
         event.accept()

@@ -39,8 +39,9 @@ def grab_screenshot() -> tuple[QImage, tuple[int, int]] | None:
     """A screenshot of the primary screen and its origin on the virtual desktop, both in the
     screen's own pixels, which screen capture reads (None: not possible).
 
-    On a scaled screen (125%, 200%) Qt's geometry is in scaled units; the image's
-    ``devicePixelRatio`` is set to the scale, so :class:`RegionPicker` can map a drag back.
+    On a scaled screen (125%, 200%) Qt gives the screen's size in scaled units but keeps its
+    top-left corner in the screen's own pixels; the image's ``devicePixelRatio`` is set to the
+    scale, so :class:`RegionPicker` can map a drag back.
     """
     screen = QGuiApplication.primaryScreen()
     if screen is None:
@@ -51,7 +52,7 @@ def grab_screenshot() -> tuple[QImage, tuple[int, int]] | None:
         return None
     ratio = image.width() / geometry.width()
     image.setDevicePixelRatio(ratio)
-    return image, (round(geometry.x() * ratio), round(geometry.y() * ratio))
+    return image, (geometry.x(), geometry.y())
 
 
 def pick_region(parent: QWidget | None = None) -> str | None:

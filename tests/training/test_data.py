@@ -97,8 +97,11 @@ def test_label_modes_on_real_rows(small_data: Path, isolated_cache: Path) -> Non
     argmax10 = make_split(images, rows, votes, "argmax10")
     soft = make_split(images, rows, votes, "majority", soft=True)
     assert len(argmax10) == len(rows) and argmax10.targets.shape[1] == 10
-    assert 0 < len(majority) < len(argmax10) and len(majority) <= len(probability) <= len(argmax10)
-    assert (probability.labels == probability.targets.argmax(1)).all()
+    assert 0 < len(majority) < len(argmax10) and 0 < len(probability) <= len(argmax10)
+    by_row = {row: ferplus_probability(v) for row, v in zip(rows, votes, strict=True)}
+    assert sorted(probability.rows) == sorted(row for row, target in by_row.items() if target is not None)
+    for row, target in zip(probability.rows, probability.targets, strict=True):
+        np.testing.assert_allclose(target, by_row[row])
     assert np.allclose(majority.targets.sum(1), 1) and np.allclose(probability.targets.sum(1), 1)
     assert (majority.targets.argmax(1) == majority.labels).all()
     assert (soft.labels == majority.labels).all() and (soft.targets.max(1) < 1).any()
@@ -199,7 +202,15 @@ def test_vote_files_saved_in_another_encoding_name_the_file_and_line(small_data:
     data = _copy(small_data, tmp_path / "data")
     votes = data / "fer2013new.csv"
     votes.write_bytes(votes.read_text(encoding="utf-8").encode("utf-16"))  # as a spreadsheet may save it
-    with pytest.raises(DataFormatError, match=re.escape(f"{votes}:1: not readable as UTF-8 CSV text")):
+    with pytest.raises(DataFormatError, match=re.escape(f"{votes}:1: not UTF-8 text (")):
+        read_fer2013new(votes)
+    _copy(small_data, data.parent / "again")
+    votes = data.parent / "again" / "fer2013new.csv"
+    header, *rows = votes.read_bytes().splitlines(keepends=True)
+    rows = rows * 4  # past the first 8 KB, which a text reader decodes at once
+    rows[-1] = rows[-1].replace(b",", b",\xff", 1)  # one stray byte on the last line
+    votes.write_bytes(header + b"".join(rows))
+    with pytest.raises(DataFormatError, match=re.escape(f"{votes}:{len(rows) + 1}: not UTF-8 text (")):
         read_fer2013new(votes)
     label = data / "ferplus" / "FER2013Test" / "label.csv"
     label.write_bytes(b"")

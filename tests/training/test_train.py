@@ -186,6 +186,13 @@ def test_resume_refuses_another_model_or_a_damaged_state(small_data: Path, isola
     with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} was trained with --arch "
                                                         "seed_resnet34, this run asks for --arch seed_resnet50")):
         train.main(train.get_args_parser().parse_args(argv))
+    # A run saved before --cycle-momentum existed cycled its one-cycle momentum: a resume must keep that.
+    state = torch.load(run / "last.pth", weights_only=True)
+    del state["args"]["cycle_momentum"]
+    torch.save(state, run / "last.pth")
+    with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} was trained with "
+                                                        "--cycle-momentum True, this run asks for --cycle-momentum False")):
+        train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--resume")))
     (run / "last.pth").write_bytes((run / "last.pth").read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} is not a readable training state")):
         train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--resume")))
@@ -198,8 +205,14 @@ def test_a_run_from_init_records_the_starting_weights_by_content(small_data: Pat
                        "--train-fraction", "0.25")
     train.main(train.get_args_parser().parse_args(argv))
     _, meta = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert meta.train_args["init"] == str(source)
-    assert meta.train_args["init_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert meta.train_args["init"] == str(source) and meta.train_args["init_sha256"] == digest
+    # The file at that path is replaced (as the shipped model is), even by another architecture: a resume
+    # takes its weights from last.pth and keeps recording the model the run started from.
+    save_checkpoint(source, build_model("seed_resnet50", num_classes=8), ModelMeta("seed_resnet50", FERPLUS_CLASSES))
+    train.main(train.get_args_parser().parse_args([*argv, "--epochs", "2", "--resume", "--keep-epochs"]))
+    _, meta = load_checkpoint(tmp_path / "run" / "epoch002.pt")
+    assert meta.train_args["init_sha256"] == digest
 
 
 def test_init_refuses_a_checkpoint_of_another_model(small_data: Path, isolated_cache: Path, tmp_path: Path) -> None:

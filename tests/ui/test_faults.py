@@ -21,6 +21,7 @@ from fermonitor.core.results import Frame
 from fermonitor.core.session import SessionError, SessionWriter, session_json_path
 from fermonitor.core.sources import FrameSource, SourceError, register_source, unregister_source
 from fermonitor.core.timeline import ABSENT_CODE
+from fermonitor.ui import main_window
 
 FAKE_KIND = "uitestcam"
 FRAMES_BEFORE_UNPLUG = 25
@@ -191,6 +192,25 @@ def test_a_stop_while_the_camera_is_still_opening_writes_no_csv(qtbot: object, t
     qtbot.waitUntil(lambda: not window.controller.threads_running(), timeout=SESSION_TIMEOUT_MS)
     assert not csv_path.exists() and not session_json_path(csv_path).exists()
     assert not window.controller.csv_opened
+
+
+def test_a_close_while_a_camera_hangs_waits_once_then_closes_at_the_limit(
+        qtbot: object, tmp_path: Path, ui_checkpoint: Path, fake_camera: type[FakeCamera],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(main_window, "CLOSE_WAIT_LIMIT_S", 3.0)
+    window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:slow", ui_checkpoint)
+    assert window.start_session(tmp_path / "hung.csv")
+    stops = []
+    stop = window.controller.stop
+    monkeypatch.setattr(window.controller, "stop", lambda timeout_ms=200: stops.append(1) or stop(timeout_ms))
+    window.close()  # the camera never finishes opening: the window stays, saying why
+    assert window.isVisible() and window.message().startswith("Closing once the analysis has stopped")
+    window.close()  # a second close while waiting does not block in stop() again
+    assert window.isVisible() and stops == [1]
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=SESSION_TIMEOUT_MS)  # closed at the limit
+    assert window.controller.threads_running()
+    fake_camera.opening.set()
+    qtbot.waitUntil(lambda: not window.controller.threads_running(), timeout=SESSION_TIMEOUT_MS)
 
 
 SLOW_MODEL_APP = """

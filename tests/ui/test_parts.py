@@ -122,6 +122,7 @@ def test_a_stop_before_the_start_gate_opens_reads_nothing() -> None:
     worker = CaptureWorker(lambda: source, LatestFrameSlot(), pace=False, start_gate=threading.Event())
     thread = threading.Thread(target=worker.run)
     thread.start()
+    time.sleep(0.3)  # opened and waiting: without the gate it would have read its three frames by now
     worker.request_stop()
     thread.join(10)
     assert not thread.is_alive() and source.reads == []

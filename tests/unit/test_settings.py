@@ -63,7 +63,7 @@ def test_round_trip_through_a_file(tmp_path: Path) -> None:
     ({"alerts": {"negative_share": 1.5}}, r"alerts\.negative_share must be between 0 and 1"),
     ({"indicator": {"positive": ["happiness", "neutral"]}}, r"'neutral' is already in indicator\.neutral"),
     ({"analysis": 3}, r"section analysis must be a mapping"),
-    ({"tracking": {"grace_s": 3}}, r"alerts\.absent_for_s \(10 s\) must be below tracking\.grace_s \(3 s\)"),
+    ({"tracking": {"grace_s": 3}}, r"alerts\.absent_for_s \(10 s\) must not be longer than tracking\.grace_s \(3 s\)"),
 ])
 def test_bad_values_give_one_line_naming_the_key(data: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message) as info:
@@ -82,6 +82,20 @@ def test_bad_file_strict_and_lenient(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(SettingsError, match=r"is not valid JSON \(line 1"):
         read_settings(path)
+
+
+def test_a_file_saved_with_the_old_grace_default_takes_the_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    old = settings_to_dict(Settings())
+    old["tracking"]["grace_s"] = 3.0  # every field is saved; 3 s was the default then
+    old["analysis"]["rate_hz"] = 4.0  # a change the user made, which must survive
+    path.write_text(json.dumps(old))
+    settings, warnings = load_settings(path)
+    assert warnings == [] and settings.tracking.grace_s == 60.0 and settings.analysis.rate_hz == 4.0
+    old["alerts"]["absent_for_s"] = 2.0  # with an alert that fits in 3 s, 3 s is a choice: kept
+    path.write_text(json.dumps(old))
+    assert read_settings(path).tracking.grace_s == 3.0
+    assert settings_from_dict({"tracking": {"grace_s": 0}, "alerts": {"absent_for_s": 0}}).tracking.grace_s == 0
 
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
