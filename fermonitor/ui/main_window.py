@@ -326,6 +326,7 @@ class MainWindow(QMainWindow):
                 self.close_wait_timer.start()
                 event.ignore()
                 return
+        self.close_wait_timer.stop()
         if self.controller.threads_running():
             log.error("a worker thread did not stop within %.0f s; closing without it", CLOSE_WAIT_LIMIT_S)
         if self.summary_dialog is not None:
