@@ -28,10 +28,10 @@ from training.data import DataPaths, load_splits
 log = logging.getLogger(__name__)
 
 
-
 class RunsFailedError(ValueError):
     """Some comparison runs exited with an error; the message names each run and its log (a
     ValueError, like the project's other errors, so the command line reports it in one line)."""
+
 
 # The original study's training recipe: torchvision models, 10 outputs (argmax of all vote
 # columns), SGD with momentum 0.5, batch 32, constant learning rate, no weight decay, no augmentation.

@@ -176,18 +176,16 @@ def main(args) -> dict:
         half_path = args.onnx.with_suffix(".pt") if args.half == HALF_BESIDE_ONNX else Path(args.half)
         if half_path.resolve() == args.checkpoint.resolve():
             raise ExportError(f"--half {half_path} would overwrite the input checkpoint {args.checkpoint}")
-        half_path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(half_path, shipped, shipped_meta, half=True)
-        # Export from the fp16 weights the app ships, so both files hold the same numbers.
-        shipped, shipped_meta = load_checkpoint(half_path)
+        # Score and export the fp16 weights the app ships, so every file holds the same numbers.
+        shipped = shipped.half().float()
     test = load_splits(DataPaths.in_folder(args.data_dir))["test"] if args.verify else None
     if test is not None:
         shipped_meta = dataclasses.replace(
             shipped_meta, metrics={**shipped_meta.metrics, **official_test_metrics(shipped, shipped_meta, test)})
         report["test_accuracy"] = shipped_meta.metrics["test_accuracy"]
-        if half_path is not None:
-            save_checkpoint(half_path, shipped, shipped_meta, half=True)  # the same fp16 weights, described
     if half_path is not None:
+        half_path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(half_path, shipped, shipped_meta, half=True)
         report.update(checkpoint=str(half_path), checkpoint_mb=round(half_path.stat().st_size / 1e6, 2))
     export_onnx(shipped, shipped_meta, args.onnx)
     report.update(onnx=str(args.onnx), onnx_mb=round(args.onnx.stat().st_size / 1e6, 2))

@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
         self.close_wait_timer = QTimer(self)
         self.close_wait_timer.setInterval(CLOSE_POLL_MS)
         self.close_wait_timer.timeout.connect(self.on_close_wait_timer_timeout)
-        self.close_wait_since = 0.0
+        self.close_wait_since: float | None = None  # when a close began waiting for the threads
         self.resize(1280, 760)
         problem = model_problem(model_path)
         if problem is not None:
@@ -306,14 +306,15 @@ class MainWindow(QMainWindow):
             self.close()
 
     def close_wait_over(self) -> bool:
-        return time.monotonic() - self.close_wait_since >= CLOSE_WAIT_LIMIT_S
+        return self.close_wait_since is not None and time.monotonic() - self.close_wait_since >= CLOSE_WAIT_LIMIT_S
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         self.repaint_timer.stop()
-        if self.close_wait_timer.isActive() and not self.close_wait_over():
-            event.ignore()  # already waiting for the threads: another close changes nothing
-            return
-        if self.controller.running or (self.controller.threads_running() and not self.close_wait_since):
+        if self.close_wait_since is not None:
+            if self.controller.threads_running() and not self.close_wait_over():
+                event.ignore()  # already waiting for the threads: another close changes nothing
+                return
+        elif self.controller.running or self.controller.threads_running():
             self.show_summary = False
             if not self.controller.stop():
                 # A worker is still busy (loading the model cannot be cut short): the window says
@@ -329,6 +330,7 @@ class MainWindow(QMainWindow):
         self.close_wait_timer.stop()
         if self.controller.threads_running():
             log.error("a worker thread did not stop within %.0f s; closing without it", CLOSE_WAIT_LIMIT_S)
+        self.close_wait_since = None
         if self.summary_dialog is not None:
             self.summary_dialog.close()
         event.accept()

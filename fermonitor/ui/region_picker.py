@@ -42,6 +42,11 @@ class RegionPicker(QWidget):
         top, bottom = sorted((self._start.y(), self._end.y()))
         return QRect(left, top, right - left, bottom - top)
 
+    def _in_screenshot(self, rect: QRect) -> QRectF:
+        """A rectangle of the widget in the screenshot's own pixels."""
+        r = self._ratio
+        return QRectF(rect.x() * r, rect.y() * r, rect.width() * r, rect.height() * r)
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         self._start = event.position().toPoint()
         self._end = self._start
@@ -61,8 +66,9 @@ class RegionPicker(QWidget):
             self._start = self._end = None
             self.update()
             return
-        x, y, w, h = (round(v * self._ratio) for v in (rect.x(), rect.y(), rect.width(), rect.height()))
-        self.region_picked.emit(x + self._origin[0], y + self._origin[1], w, h)
+        picked = self._in_screenshot(rect).toRect()
+        self.region_picked.emit(picked.x() + self._origin[0], picked.y() + self._origin[1],
+                                picked.width(), picked.height())
         self.close()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
@@ -78,9 +84,7 @@ class RegionPicker(QWidget):
         painter.fillRect(self.rect(), QColor(0, 0, 0, 90))
         rect = self.selection()
         if rect is not None:
-            source = QRectF(rect.x() * self._ratio, rect.y() * self._ratio,
-                            rect.width() * self._ratio, rect.height() * self._ratio)
-            painter.drawImage(QRectF(rect), self._screenshot, source)
+            painter.drawImage(QRectF(rect), self._screenshot, self._in_screenshot(rect))
             painter.setPen(QPen(QColor(255, 200, 0), 2))
             painter.drawRect(rect)
         painter.end()
