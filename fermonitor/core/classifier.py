@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnx")
 
 MODEL_HELP = (
-    "train one with `python -m training train` (training/README.md) or reinstall fermonitor, "
-    "whose resources/models/ carries the shipped model"
+    "reinstall fermonitor, whose resources/models/ carries the shipped model, or pass --model PATH "
+    "with a checkpoint from `python -m training export --half` (training/README.md)"
 )
 
 

@@ -93,9 +93,6 @@ class SessionWriter:
         The settings of the session, recorded in the JSON.
     classes
         The classifier's class order; must be the FER+ classes in any order.
-    t_offset_s
-        Subtracted from every result's ``t_seconds``, for a live session that starts after its
-        source was opened (for a video keep 0: the video's own time is written).
 
     Raises
     ------
@@ -104,13 +101,12 @@ class SessionWriter:
     """
 
     def __init__(self, csv_path: str | Path, source_description: str, model_meta: ModelMeta | None,
-                 settings: Settings, classes: tuple[str, ...] | None = None, t_offset_s: float = 0.0) -> None:
+                 settings: Settings, classes: tuple[str, ...] | None = None) -> None:
         self.csv_path = Path(csv_path)
         self.json_path = session_json_path(self.csv_path)
         self.source_description = source_description
         self.model_meta = model_meta
         self.settings = settings
-        self.t_offset_s = t_offset_s
         classes = tuple(classes) if classes is not None else (model_meta.classes if model_meta else FERPLUS_CLASSES)
         if sorted(classes) != sorted(FERPLUS_CLASSES):
             raise ValueError(f"the session CSV needs the FER+ classes {', '.join(FERPLUS_CLASSES)}; "
@@ -162,7 +158,7 @@ class SessionWriter:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         timestamp = result.wall_time.isoformat(timespec="milliseconds")
-        t = round(result.t_seconds - self.t_offset_s, 3)
+        t = round(result.t_seconds, 3)
         for face in result.faces:
             x, y, w, h = face.box
             probabilities = [f"{face.probabilities[i]:.{PROBABILITY_DECIMALS}f}" for i in self._order]

@@ -30,8 +30,8 @@ class AnalysisSettings:
     detector: str = "haar"  # a name from fermonitor.core.detection.list_detectors()
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:0", "mps"
     # Border added around a detected box before the 48x48 crop, as a fraction of its width/height.
-    # 0 measured best on FER+ PublicTest galleries (benchmarks/gallery_eval.py: 0.0, 0.1, 0.2 gave
-    # 75.7%, 73.7%, 59.1% accuracy on detected faces): Haar boxes already frame a face like FER2013.
+    # 0 measured best on FER+ PublicTest galleries (benchmarks/gallery_eval.py: 0.0, 0.1, 0.2, 0.3
+    # gave 89.4%, 87.0%, 80.2%, 75.7% on detected faces): Haar boxes already frame a face like FER2013.
     crop_margin: float = 0.0
     smoothing_tau_s: float = 1.5  # time constant of the per-person probability EMA, seconds
     detector_max_side_px: int = 640  # the detector runs on a copy whose longest side is at most this

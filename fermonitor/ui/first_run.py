@@ -6,22 +6,25 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
 NOTICE_ACKNOWLEDGED_KEY = "notice/acknowledged_version"
-NOTICE_VERSION = 1
+NOTICE_VERSION = 2
 
 NOTICE_TITLE = "Before you start"
 NOTICE_HTML = """
 <h3>What fermonitor does</h3>
 <p>fermonitor reads the <b>facial expressions</b> of the faces it can see (neutral, happiness,
 surprise, sadness, anger, disgust, fear, contempt). It does not read emotions or minds: an
-expression is not what anyone feels or thinks, and a model makes mistakes.</p>
+expression is not what anyone feels or thinks. The model makes mistakes, and more for some faces
+than for others. Use the timelines as a rough cue about a whole class, never to judge one
+person.</p>
 <h3>Privacy</h3>
-<p>Everything stays on this machine: nothing is sent anywhere. No images are stored; only the
-numbers in the session CSV are written. People get anonymous ids (#1, #2, ...) unless you name
-them.</p>
+<p>Everything stays on this machine: nothing is sent anywhere and nothing is downloaded. No images
+are stored; only the numbers in the session CSV are written. People get anonymous ids (#1, #2, ...)
+unless you name them.</p>
 <h3>Consent and the law</h3>
 <p>The people you film should know about it and agree to it. The EU AI Act prohibits emotion
 recognition systems in education institutions (and workplaces) in the EU, except for medical or
-safety reasons: do not use fermonitor on students in the EU.</p>
+safety reasons: do not use fermonitor on students or staff of an education institution in the
+EU.</p>
 """
 
 

@@ -138,6 +138,9 @@ def _edit_line(path: Path, line_no: int, edit) -> None:
     (4, lambda s: "9" + s[1:], "emotion '9' is not a label 0-6"),
     (5, lambda s: s.replace("Training", "Train"), "Usage 'Train' is not one of"),
     (6, lambda s: s.replace(" ", " x ", 1), "pixels are not whole numbers"),
+    (7, lambda s: s[:2] + "300" + s[s.index(" "):], "pixel values outside 0-255"),
+    (8, lambda s: s[: s.rindex(",")] + "\n", "expected 3 fields, found 2"),
+    (1, lambda s: s.replace("pixels", "pixel"), "header is ['emotion', 'pixel', 'Usage'], expected emotion,pixels,Usage"),
 ])
 def test_malformed_fer2013_row(small_data: Path, tmp_path: Path, line_no: int, edit, reason: str) -> None:
     data = _copy(small_data, tmp_path / "data")
@@ -152,6 +155,7 @@ def test_malformed_fer2013_row(small_data: Path, tmp_path: Path, line_no: int, e
     (8, lambda s: s[: s.rindex(",")] + ",-1\n", "a vote count is negative"),
     (9, lambda s: s[: s.rindex(",")] + "\n", "expected 12 fields, found 11"),
     (10, lambda s: s[: s.rindex(",")] + ",3000000000\n", "a vote is not a whole number"),  # beyond int32
+    (1, lambda s: s.replace("Image name", "Image"), "header is ['Usage', 'Image', 'neutral',"),
 ])
 def test_malformed_vote_row(small_data: Path, tmp_path: Path, line_no: int, edit, reason: str) -> None:
     data = _copy(small_data, tmp_path / "data")
@@ -168,6 +172,14 @@ def test_malformed_label_csv_row(small_data: Path, tmp_path: Path) -> None:
         read_ferplus_labels(data / "ferplus", data / "fer2013new.csv")
     _edit_line(label, 2, lambda s: "fer9999999.png" + s[s.index(","):])
     with pytest.raises(DataFormatError, match=re.escape(f"{label}:2: image 'fer9999999.png' is not named in")):
+        read_ferplus_labels(data / "ferplus", data / "fer2013new.csv")
+    training_name = (data / "ferplus" / "FER2013Train" / "label.csv").read_text().split(",", 1)[0]
+    _edit_line(label, 2, lambda s: training_name + s[s.index(","):])
+    with pytest.raises(DataFormatError,
+                       match=re.escape(f"{label}:2: image {training_name!r} is a Training row, expected PublicTest")):
+        read_ferplus_labels(data / "ferplus", data / "fer2013new.csv")
+    _edit_line(label, 2, lambda s: s[: s.rindex(",")] + "\n")
+    with pytest.raises(DataFormatError, match=re.escape(f"{label}:2: expected 12 fields, found 11")):
         read_ferplus_labels(data / "ferplus", data / "fer2013new.csv")
 
 

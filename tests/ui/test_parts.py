@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, QThread
-from PySide6.QtWidgets import QDialog
+from PySide6.QtCore import QSettings, QThread, QTimer
+from PySide6.QtWidgets import QApplication, QDialog
 from ui_helpers import fast_settings, gallery_image, make_window, read_rows
 
 from fermonitor.core.results import FaceObservation, Frame, FrameResult
@@ -26,6 +26,7 @@ from fermonitor.ui import app as app_module
 from fermonitor.ui import first_run
 from fermonitor.ui.alerts import AlertMonitor
 from fermonitor.ui.frame_slot import LatestFrameSlot
+from fermonitor.ui.main_window import MainWindow
 from fermonitor.ui.session_controller import SessionPlan, open_pipeline
 from fermonitor.ui.settings_dialog import SettingsDialog
 from fermonitor.ui.timeline_widget import TimelineWidget
@@ -103,13 +104,30 @@ class _LiveClockSource:
         pass
 
 
+class _WatchedGate(threading.Event):
+    """A start gate that tells when the worker has waited at it (and found it shut) twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shut_waits = 0
+        self.waited_twice = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        is_set = super().wait(timeout)
+        if not is_set:
+            self.shut_waits += 1
+            if self.shut_waits >= 2:
+                self.waited_twice.set()
+        return is_set
+
+
 def test_frames_flow_only_once_the_start_gate_opens_and_the_live_clock_restarts_then() -> None:
-    source, gate = _LiveClockSource(), threading.Event()
+    source, gate = _LiveClockSource(), _WatchedGate()
     worker = CaptureWorker(lambda: source, LatestFrameSlot(), pace=False, start_gate=gate)
     thread = threading.Thread(target=worker.run)
     thread.start()
-    time.sleep(0.3)
-    assert source.reads == [] and source.restarted_at is None  # opened, waiting for the model
+    assert gate.waited_twice.wait(10)  # the worker has opened the source and waits for the model
+    assert source.reads == [] and source.restarted_at is None
     opened_gate_at = time.monotonic()
     gate.set()
     thread.join(10)
@@ -119,10 +137,11 @@ def test_frames_flow_only_once_the_start_gate_opens_and_the_live_clock_restarts_
 
 def test_a_stop_before_the_start_gate_opens_reads_nothing() -> None:
     source = _LiveClockSource()
-    worker = CaptureWorker(lambda: source, LatestFrameSlot(), pace=False, start_gate=threading.Event())
+    gate = _WatchedGate()
+    worker = CaptureWorker(lambda: source, LatestFrameSlot(), pace=False, start_gate=gate)
     thread = threading.Thread(target=worker.run)
     thread.start()
-    time.sleep(0.3)  # opened and waiting: without the gate it would have read its three frames by now
+    assert gate.waited_twice.wait(10)  # opened and waiting at the gate
     worker.request_stop()
     thread.join(10)
     assert not thread.is_alive() and source.reads == []
@@ -209,7 +228,9 @@ def test_first_run_notice_covers_use_and_law_and_is_remembered(qtbot: object, tm
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     text = first_run.NOTICE_HTML
     for phrase in ("facial expressions", "not read emotions or minds", "stays on this machine",
-                   "No images are stored", "know about it and agree", "EU AI Act", "education"):
+                   "No images are stored", "nothing is downloaded", "more for some faces than for others",
+                   "never to judge one person", "know about it and agree", "EU AI Act",
+                   "students or staff of an education institution"):
         assert phrase in text
     settings = QSettings(str(tmp_path / "notice.ini"), QSettings.Format.IniFormat)
     assert first_run.notice_needed(settings)
@@ -275,14 +296,26 @@ def test_the_analysis_step_runs_synchronously(tmp_path: Path, ui_checkpoint: Pat
 def test_run_scripted_logs_its_start_line_writes_the_csv_and_quits(
         qtbot: object, tmp_path: Path, ui_checkpoint: Path, face_video: Path, caplog: pytest.LogCaptureFixture) -> None:
     csv_path = tmp_path / "scripted.csv"
-    args = argparse.Namespace(source=f"video:{face_video}", csv=str(csv_path), exit_after=4.0,
+    # --exit-after is the upper limit; the window is closed as soon as the CSV holds a row.
+    args = argparse.Namespace(source=f"video:{face_video}", csv=str(csv_path), exit_after=120.0,
                               model=str(ui_checkpoint))
+
+    def close_once_a_row_is_written() -> None:
+        if csv_path.is_file() and read_rows(csv_path)[1]:
+            for widget in QApplication.topLevelWidgets():
+                if isinstance(widget, MainWindow):
+                    widget.close()
+
+    poll = QTimer()
+    poll.timeout.connect(close_once_a_row_is_written)
+    poll.start(100)
     with caplog.at_level(logging.INFO):
         status = app_module.run(args)
+    poll.stop()
     assert status == 0
     assert any(app_module.STARTED_LINE in record.getMessage() for record in caplog.records)
-    header, _ = read_rows(csv_path)  # rows depend on how busy the machine is in these seconds
-    assert header[0] == "timestamp"
+    header, rows = read_rows(csv_path)
+    assert header[0] == "timestamp" and rows
     assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
 
 

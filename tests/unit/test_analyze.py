@@ -140,10 +140,13 @@ def test_options_that_would_lose_data_or_be_ignored(tmp_path: Path, make_face_vi
     assert args.model == "a.pt"
     args = cli.build_parser().parse_args(["--model", "a.pt", "analyze", str(video), "--csv", "o.csv", "--model", "b.pt"])
     assert args.model == "b.pt"
-    for value in ("inf", "nan", "-1"):
+    for value, reason in [("inf", "inf is not a number of seconds from 0 to 999999"),
+                          ("nan", "nan is not a number of seconds from 0 to 999999"),
+                          ("-1", "-1 is not a number of seconds from 0 to 999999"),
+                          ("abc", "'abc' is not a number of seconds")]:
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args(["--exit-after", value])
-        assert "argument --exit-after: " in capsys.readouterr().err
+        assert capsys.readouterr().err.splitlines()[-1] == f"fermonitor: error: argument --exit-after: {reason}"
 
 
 def test_unreadable_video(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +113,11 @@ def test_steps_track_batch_and_smooth(classifier, fer_faces) -> None:
     last = results[-1]
     assert (last.frame_index, last.t_seconds, last.frame_size) == (15, 1.5, (320, 240))
     assert last.faces[0].box == boxes[0]
-    assert last.latency_s >= 0
+    # Latency is measured from the frame's capture to the result; dropped frames pass through.
+    captured = frame_with_faces(faces, boxes, 2.0, 20)
+    late = pipeline.process(dataclasses.replace(captured, wall_time=captured.wall_time - timedelta(seconds=2)),
+                            dropped_frames=3)
+    assert 2.0 <= late.latency_s < 60 and late.dropped_frames == 3
 
 
 def test_smoothing_follows_the_time_constant(classifier, fer_faces) -> None:

@@ -1,0 +1,132 @@
+"""The training engine's parts on their own: metrics, online augmentation, the study's offline
+tripling and flip test-time augmentation, checked against what each is said to do."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from training.data import DataPaths, FaceSplit, load_splits
+from training.engine import augment, classification_metrics, predict_logits, to_input
+from training.train import offline_triple
+
+MEAN, STD = 0.5, 0.25  # any normalisation: the checks below compare in normalised space
+
+
+def _real_faces(small_data: Path, count: int = 32) -> FaceSplit:
+    return load_splits(DataPaths.in_folder(small_data))["train"].subset(np.arange(count))
+
+
+def _dot_batch(n: int, y: int, x: int) -> torch.Tensor:
+    """n copies of a dark 48x48 image holding one bright 3x3 dot centred on pixel (y, x)."""
+    image = np.zeros((48, 48), dtype=np.uint8)
+    image[y - 1 : y + 2, x - 1 : x + 2] = 255
+    return to_input(np.repeat(image[None], n, axis=0), 0.0, 1.0, torch.device("cpu"))
+
+
+def _centroids(x: torch.Tensor) -> np.ndarray:
+    """(y, x) pixel centre of mass of each image of a batch (N, 1, H, W)."""
+    weights = x[:, 0].clamp(min=0).double()
+    ys, xs = torch.meshgrid(torch.arange(48.0, dtype=torch.float64), torch.arange(48.0, dtype=torch.float64),
+                            indexing="ij")
+    total = weights.sum(dim=(1, 2))
+    return torch.stack([(weights * ys).sum(dim=(1, 2)) / total, (weights * xs).sum(dim=(1, 2)) / total], 1).numpy()
+
+
+def test_metrics_on_hand_counted_predictions() -> None:
+    # true:      0 0 0 1 1 2    class 3 never occurs and is left out of the macro mean
+    # predicted: 0 0 1 1 3 1
+    metrics = classification_metrics(np.array([0, 0, 0, 1, 1, 2]), np.array([0, 0, 1, 1, 3, 1]), num_classes=4)
+    assert metrics["accuracy"] == pytest.approx(3 / 6)
+    assert metrics["recall"] == pytest.approx([2 / 3, 1 / 2, 0.0, 0.0])
+    # F1: class 0 precision 1, recall 2/3 -> 0.8; class 1 precision 1/3, recall 1/2 -> 0.4; class 2 -> 0.
+    assert metrics["macro_f1"] == pytest.approx((0.8 + 0.4 + 0.0) / 3)
+    assert metrics["confusion"] == [[2, 1, 0, 0], [0, 1, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0]]
+
+
+def test_flip_mirrors_about_half_of_the_faces_and_leaves_the_rest(small_data: Path) -> None:
+    x = to_input(_real_faces(small_data).images, MEAN, STD, torch.device("cpu"))
+    out = augment(x, {"flip"}, torch.Generator().manual_seed(0))
+    same = [torch.allclose(o, i, atol=1e-5) for o, i in zip(out, x, strict=True)]
+    mirrored = [torch.allclose(o, torch.flip(i, dims=[2]), atol=1e-5) for o, i in zip(out, x, strict=True)]
+    assert all(s or m for s, m in zip(same, mirrored, strict=True))
+    assert 8 <= sum(mirrored) <= 24, sum(mirrored)
+
+
+def test_rotate_turns_a_face_by_at_most_ten_degrees_about_its_centre() -> None:
+    x = _dot_batch(64, 24, 40)  # about 16.5 px right of the image centre (23.5, 23.5)
+    out = augment(x, {"rotate"}, torch.Generator().manual_seed(0))
+    (y0, x0), = _centroids(x[:1]) - [23.5, 23.5]
+    dy, dx = (_centroids(out) - [23.5, 23.5]).T
+    np.testing.assert_allclose(np.hypot(dy, dx), np.hypot(y0, x0), atol=0.3)  # same distance from the centre
+    angles = np.degrees(np.arctan2(dy, dx) - np.arctan2(y0, x0))
+    assert np.abs(angles).max() <= 10.5
+    assert np.abs(angles).max() > 5  # they do turn, both ways
+    assert angles.min() < 0 < angles.max()
+
+
+def test_crop_moves_the_centre_at_most_four_pixels_and_scales_by_at_most_ten_percent() -> None:
+    x = _dot_batch(64, 23, 23)
+    out = augment(x, {"crop"}, torch.Generator().manual_seed(0))
+    shift = np.hypot(*(_centroids(out) - _centroids(x)).T)
+    assert shift.max() <= 4 * math.sqrt(2) / 0.9 + 0.2
+    assert shift.max() > 2
+    # A dot off the centre shows the scale: its distance from the centre changes by at most 10%,
+    # once the shift of the centre is taken out.
+    far = _dot_batch(64, 23, 40)
+    out_far = augment(far, {"crop"}, torch.Generator().manual_seed(0))
+    ratio = np.hypot(*(_centroids(out_far) - _centroids(out)).T) / 17.0
+    assert 0.88 <= ratio.min() and ratio.max() <= 1.12
+    assert ratio.max() - ratio.min() > 0.05
+
+
+def test_erase_blanks_one_rectangle_in_about_half_of_the_faces(small_data: Path) -> None:
+    x = to_input(_real_faces(small_data).images, MEAN, STD, torch.device("cpu"))
+    out = augment(x, {"erase"}, torch.Generator().manual_seed(0))
+    erased = 0
+    for o, i in zip(out[:, 0], x[:, 0], strict=True):
+        changed = torch.nonzero(o != i)
+        if len(changed) == 0:
+            continue
+        erased += 1
+        top, left = changed.min(0).values.tolist()
+        bottom, right = changed.max(0).values.tolist()
+        box = o[top : bottom + 1, left : right + 1]
+        assert torch.all(box == 0.0)  # one filled rectangle at the normalised mean
+        assert 8 <= bottom - top + 1 <= 23 and 8 <= right - left + 1 <= 23
+        outside = o.clone()
+        outside[top : bottom + 1, left : right + 1] = i[top : bottom + 1, left : right + 1]
+        assert torch.equal(outside, i)
+    assert 8 <= erased <= 24, erased
+
+
+def test_offline_triple_adds_each_face_mirrored_and_rotated_by_ten_degrees(small_data: Path) -> None:
+    faces = _real_faces(small_data, 8)
+    tripled = offline_triple(faces)
+    assert len(tripled) == 24
+    np.testing.assert_array_equal(tripled.images[:8], faces.images)
+    np.testing.assert_array_equal(tripled.images[8:16], faces.images[:, :, ::-1])
+    matrix = cv2.getRotationMatrix2D((24.0, 24.0), 10.0, 1.0)
+    for rotated, face in zip(tripled.images[16:], faces.images, strict=True):
+        np.testing.assert_array_equal(rotated, cv2.warpAffine(face, matrix, (48, 48), borderMode=cv2.BORDER_REPLICATE))
+        assert not np.array_equal(rotated, face)
+    for name in ("labels", "targets", "rows"):
+        np.testing.assert_array_equal(getattr(tripled, name), np.concatenate([getattr(faces, name)] * 3))
+
+
+def test_flip_tta_averages_a_face_and_its_mirror(small_data: Path) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5), torch.nn.Flatten(), torch.nn.LazyLinear(8))
+    images = _real_faces(small_data, 6).images
+    model(to_input(images, MEAN, STD, torch.device("cpu")))  # sizes the lazy layer
+    cpu = torch.device("cpu")
+    plain = predict_logits(model, images, MEAN, STD, cpu, amp=False)
+    mirrored = predict_logits(model, np.ascontiguousarray(images[:, :, ::-1]), MEAN, STD, cpu, amp=False)
+    both = predict_logits(model, images, MEAN, STD, cpu, amp=False, tta_flip=True, batch_size=4)
+    np.testing.assert_allclose(both, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(plain, mirrored, atol=1e-3)  # the model is not mirror-symmetric already
