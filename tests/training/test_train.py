@@ -53,6 +53,30 @@ def test_two_training_steps_lower_the_loss(small_data: Path, isolated_cache: Pat
     assert losses[2] < losses[0], losses
 
 
+@pytest.mark.parametrize(("extra", "mode", "copies"), [
+    (["--label-mode", "probability"], "probability", 1),
+    (["--label-mode", "argmax10"], "argmax10", 1),
+    (["--opt", "adam"], "majority", 1),
+    (["--offline-triple"], "majority", 3),
+])
+def test_each_grid_option_trains_end_to_end(small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None,
+                                            caplog: pytest.LogCaptureFixture, extra: list[str], mode: str,
+                                            copies: int) -> None:
+    run = tmp_path / "run"
+    args = train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "1", *extra))
+    with caplog.at_level("INFO", logger="training.train"):
+        metrics = train.main(args)
+    faces = len(load_splits(DataPaths.in_folder(small_data), mode)["train"])
+    assert f"train {copies * faces}, valid" in caplog.text
+    model, meta = load_checkpoint(run / "best.pt")
+    assert len(meta.classes) == (10 if mode == "argmax10" else 8) and metrics["faces"] > 0
+    torch.manual_seed(0)
+    untrained = build_model(CHEAP_ARCH, num_classes=len(meta.classes))
+    assert not torch.equal(model.state_dict()["conv1.weight"], untrained.state_dict()["conv1.weight"])
+    optimizer_state = torch.load(run / "last.pth", weights_only=False)["optimizer"]["state"]
+    assert ("exp_avg" in optimizer_state[0]) == ("adam" in extra)
+
+
 @pytest.mark.parametrize(("extra", "momentum"), [(["--momentum", "0.5"], 0.5), (["--momentum", "0"], 0.0),
                                                  (["--momentum", "0.5", "--cycle-momentum"], 0.95)])
 def test_one_cycle_holds_the_momentum_asked_for_unless_told_to_cycle_it(extra: list[str], momentum: float) -> None:
