@@ -9,6 +9,7 @@ least every ``FSYNC_INTERVAL_S``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -121,26 +122,44 @@ class SessionWriter:
         try:
             self._file: io.FileIO | None = io.FileIO(self.csv_path, "w")
         except OSError as exc:
-            raise SessionError(f"CSV file {self.csv_path} cannot be written ({exc.strerror or exc})") from exc
+            raise self._csv_error(exc) from exc
         try:
             self._write_bytes((CSV_HEADER + "\n").encode("utf-8"))
+        except SessionError:
+            self._file.close()
+            self._file = None
+            raise
+        try:
             self._write_json()
         except OSError as exc:
             self._file.close()
             self._file = None
-            raise SessionError(f"session file beside {self.csv_path} cannot be written ({exc})") from exc
+            raise SessionError(f"session file {self.json_path} beside {self.csv_path} cannot be written "
+                               f"({exc.strerror or exc})") from exc
         log.info("session CSV %s started for %s", self.csv_path, source_description)
 
     @property
     def closed(self) -> bool:
         return self._file is None
 
+    def _csv_error(self, exc: OSError) -> SessionError:
+        return SessionError(f"CSV file {self.csv_path} cannot be written ({exc.strerror or exc})")
+
     def _write_bytes(self, data: bytes) -> None:
+        """Append ``data`` whole; on a failure (a full disk) the part written is cut off again, so
+        the file keeps only whole rows."""
         assert self._file is not None
+        start = self._file.tell()
         view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            view = view[written or 0:]
+        try:
+            while view:
+                written = self._file.write(view)
+                view = view[written or 0:]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._file.truncate(start)
+                self._file.seek(start)
+            raise self._csv_error(exc) from exc
 
     def write(self, result: FrameResult, names: Mapping[int, str] | None = None) -> int:
         """Append one row per visible person of ``result``; returns the number of rows written.
@@ -170,10 +189,7 @@ class SessionWriter:
             ])
         self.steps_written += 1
         if result.faces:
-            try:
-                self._write_bytes(buffer.getvalue().encode("utf-8"))
-            except OSError as exc:
-                raise SessionError(f"CSV file {self.csv_path} cannot be written ({exc})") from exc
+            self._write_bytes(buffer.getvalue().encode("utf-8"))
             self.rows_written += len(result.faces)
         if time.monotonic() - self._last_fsync >= FSYNC_INTERVAL_S:
             self.flush()
@@ -182,7 +198,10 @@ class SessionWriter:
     def flush(self) -> None:
         """Force the rows written so far onto the disk."""
         if self._file is not None:
-            os.fsync(self._file.fileno())
+            try:
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                raise self._csv_error(exc) from exc
             self._last_fsync = time.monotonic()
 
     def close(self) -> None:

@@ -397,6 +397,30 @@ def test_evaluate_prints_the_protocol_metrics(small_data: Path, isolated_cache: 
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_and_export_refuse_what_they_cannot_score_or_would_overwrite(
+        small_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reversed_classes = tmp_path / "reversed.pt"
+    save_checkpoint(reversed_classes, build_model(CHEAP_ARCH, num_classes=8),
+                    ModelMeta(CHEAP_ARCH, FERPLUS_CLASSES[::-1]), half=False)
+    big_faces = tmp_path / "big.pt"
+    save_checkpoint(big_faces, build_model(CHEAP_ARCH, num_classes=8), ModelMeta(CHEAP_ARCH, FERPLUS_CLASSES, 64),
+                    half=False)
+    data = ["--data-dir", str(small_data)]
+    assert training_main.main(["evaluate", "--checkpoint", str(reversed_classes), *data]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"training evaluate: error: checkpoint {reversed_classes} classes ('contempt', ")
+    assert training_main.main(["evaluate", "--checkpoint", str(big_faces), *data]) == 1
+    assert capsys.readouterr().err == (f"training evaluate: error: checkpoint {big_faces} expects 64px faces; "
+                                       "FER+ faces are 48px\n")
+    before = reversed_classes.read_bytes()
+    argv = ["export", "--checkpoint", str(reversed_classes), "--onnx", str(tmp_path / "m.onnx"),
+            "--half", str(reversed_classes), *data]
+    assert training_main.main(argv) == 1
+    assert capsys.readouterr().err == (f"training export: error: --half {reversed_classes} would overwrite the "
+                                       f"input checkpoint {reversed_classes}\n")
+    assert reversed_classes.read_bytes() == before and not (tmp_path / "m.onnx").exists()
+
+
 def test_compare_trains_runs_in_parallel_processes(small_data: Path, isolated_cache: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -128,3 +130,52 @@ def test_unwritable_paths_are_named(tmp_path: Path) -> None:
 def test_classes_other_than_ferplus_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs the FER\\+ classes"):
         SessionWriter(tmp_path / "x.csv", "webcam:0", None, Settings(), classes=("happy", "sad"))
+
+
+def test_a_full_disk_at_the_start_names_the_csv_and_leaves_no_session_file(tmp_path: Path) -> None:
+    csv_path = tmp_path / "out.csv"
+    csv_path.symlink_to("/dev/full")  # a real device on which every write fails: No space left on device
+    with pytest.raises(SessionError, match=rf"^CSV file {csv_path} cannot be written \(No space left on device\)$"):
+        SessionWriter(csv_path, "webcam:0", META, Settings())
+    assert not session_json_path(csv_path).exists()
+
+
+def test_a_session_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    csv_path = tmp_path / "out.csv"
+    json_path = session_json_path(csv_path)
+    (tmp_path / (json_path.name + ".tmp")).mkdir()  # where the JSON is written before it is renamed
+    with pytest.raises(SessionError, match=rf"^session file {json_path} beside {csv_path} cannot be written "
+                                           r"\(Is a directory\)$"):
+        SessionWriter(csv_path, "webcam:0", META, Settings())
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[Callable[[int], None]]:
+    """Sets a real limit on the size of any file this process writes (RLIMIT_FSIZE), so a write
+    beyond it fails with "File too large", as on a full disk; the limit goes when the test ends."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not the signal that would end pytest
+    try:
+        yield lambda size: resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_write_that_fails_part_way_keeps_every_whole_row(tmp_path: Path,
+                                                          file_size_limit: Callable[[int], None]) -> None:
+    csv_path = tmp_path / "out.csv"
+    writer = SessionWriter(csv_path, "webcam:0", META, Settings())
+    step = FrameResult(0, 0.0, WALL, (640, 480), tuple(observation(pid, 0.7) for pid in range(1, 4)))
+    file_size_limit(session_json_path(csv_path).stat().st_size + 1000)  # room for the JSON, not 100 steps
+    written = 0
+    with pytest.raises(SessionError, match=rf"^CSV file {csv_path} cannot be written \(File too large\)$"):
+        for _ in range(100):
+            written += writer.write(step)
+    writer.close()  # the end time still reaches the session JSON
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 0 < written == len(rows) and all(row["indicator"] == "positive" for row in rows)
+    assert csv_path.read_bytes().endswith(b"\n")
+    assert json.loads(session_json_path(csv_path).read_text())["end"]
