@@ -477,6 +477,31 @@ def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolat
         compare.main(compare.get_args_parser().parse_args([*argv[:0], "--only", "nope"]))
 
 
+def test_compare_resumes_a_run_interrupted_under_the_same_budget(small_data: Path, isolated_cache: Path,
+                                                                 tmp_path: Path, one_thread: None,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    argv = ["--only", "seed_resnet34", "--budget-epochs", "1", "--data-dir", str(small_data), "--threads", "1",
+            "--output-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "work"), "--no-progress"]
+    real_score_best = train.score_best
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # after the training, before the test: as if stopped by hand
+
+    monkeypatch.setattr(train, "score_best", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare.main(compare.get_args_parser().parse_args(argv))
+    run_dir = tmp_path / "work" / "seed_resnet34"
+    trained_at = (run_dir / "best.pt").stat().st_mtime_ns
+    assert not (tmp_path / "results" / "seed_resnet34").exists()
+    monkeypatch.setattr(train, "score_best", real_score_best)
+    with caplog.at_level("INFO"):
+        assert compare.main(compare.get_args_parser().parse_args(argv)) == ["seed_resnet34"]
+    assert "seed_resnet34: python -m training train" in caplog.text and " --resume" in caplog.text
+    assert (run_dir / "best.pt").stat().st_mtime_ns == trained_at  # its epoch was not trained again
+    assert (tmp_path / "results" / "seed_resnet34" / "test_metrics.json").is_file()
+
+
 def test_compare_trains_again_a_run_left_under_another_budget(small_data: Path, isolated_cache: Path, tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture, one_thread: None) -> None:
     argv = ["--only", "seed_resnet34", "--data-dir", str(small_data), "--threads", "1", "--output-dir",

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QThread, QTimer
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtWidgets import QApplication, QDialog, QLabel
 from ui_helpers import fast_settings, gallery_image, make_window, read_rows
 
+from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.results import FaceObservation, Frame, FrameResult
 from fermonitor.core.session import session_json_path
 from fermonitor.core.settings import AlertSettings, Settings, read_settings
@@ -29,6 +30,7 @@ from fermonitor.ui.frame_slot import LatestFrameSlot
 from fermonitor.ui.main_window import MainWindow
 from fermonitor.ui.session_controller import SessionPlan, open_pipeline
 from fermonitor.ui.settings_dialog import SettingsDialog
+from fermonitor.ui.summary_dialog import SummaryDialog, summary_rows
 from fermonitor.ui.timeline_widget import TimelineWidget
 from fermonitor.ui.workers import MAX_CAPTURE_FPS, AnalysisWorker, CaptureWorker
 
@@ -184,6 +186,31 @@ def test_negative_alert_only_after_holding_for_its_time() -> None:
     assert monitor.update(_result(12.0, ["negative", "negative"])) == []
 
 
+def test_negative_alert_needs_a_share_above_its_threshold_of_faces_seen() -> None:
+    monitor = AlertMonitor(AlertSettings(negative_share=0.5, negative_for_s=0.0, absent_count=3, absent_for_s=5.0))
+    assert monitor.update(_result(0.0, ["negative", "neutral"])) == []  # 50% is not above 50%
+    assert monitor.update(_result(1.0, [])) == []  # nobody seen: no share at all
+    assert monitor.update(_result(2.0, ["negative", "negative", "neutral"])) != []
+
+
+def test_the_summary_has_one_row_of_shares_per_person_by_name_or_id(qtbot: object, tmp_path: Path) -> None:
+    store = TimelineStore(FERPLUS_CLASSES)
+    happy = (0.2, 0.8) + (0.0,) * 6
+    for step, t in enumerate((10.0, 10.5, 11.0)):
+        store.append(FrameResult(step, t, datetime.now().astimezone(), (100, 100), (
+            FaceObservation(1, (0, 0, 10, 10), happy, "happiness", 0.8, "positive"),
+            FaceObservation(2, (20, 0, 10, 10), (1.0,) + (0.0,) * 7, "neutral", 1.0, "neutral"))))
+    store.append(FrameResult(3, 11.5, datetime.now().astimezone(), (100, 100), (
+        FaceObservation(1, (0, 0, 10, 10), happy, "happiness", 0.8, "positive"),), absent_ids=(2,)))
+    assert summary_rows(store.summary(), {1: "Ada"}) == [
+        ["Ada", "2 s", "100%", "0%", "0%", "0%", "happiness (100%)"],
+        ["#2", "2 s", "0%", "75%", "0%", "25%", "neutral (100%)"],
+    ]
+    dialog = SummaryDialog({}, {}, tmp_path / "s.csv", None, "the source ended")
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 0 and "Nobody was seen in this session." in dialog.findChild(QLabel).text()
+
+
 def test_with_default_settings_people_who_leave_raise_the_absence_alert() -> None:
     settings = Settings()
     tracker = Tracker(settings.tracking, settings.indicator.absent_after_s)
@@ -317,6 +344,35 @@ def test_run_scripted_logs_its_start_line_writes_the_csv_and_quits(
     header, rows = read_rows(csv_path)
     assert header[0] == "timestamp" and rows
     assert json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))["end"]
+
+
+def test_declining_the_first_run_notice_quits_without_a_window(qtbot: object, monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    monkeypatch.setenv(app_module.CONFIG_DIR_ENV, str(tmp_path / "config"))
+    monkeypatch.setattr(first_run.FirstRunNotice, "exec", lambda self: QDialog.DialogCode.Rejected)
+    created: list[object] = []
+    monkeypatch.setattr(app_module, "create_window", created.append)
+    args = argparse.Namespace(source=None, csv=None, exit_after=None, model=None)
+    assert app_module.run(args) == 0 and created == []
+
+
+def test_an_uncaught_error_is_logged_each_time_shown_once_and_ends_the_run_with_status_1(
+        qtbot: object, tmp_path: Path, ui_checkpoint: Path, short_video: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(app_module.QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    QTimer.singleShot(100, fail)
+    QTimer.singleShot(200, fail)
+    args = argparse.Namespace(source=f"video:{short_video}", csv=str(tmp_path / "x.csv"), exit_after=1.0,
+                              model=str(ui_checkpoint))
+    with caplog.at_level(logging.CRITICAL, logger=app_module.log.name):
+        assert app_module.run(args) == 1
+    assert len(shown) == 1 and shown[0].startswith("RuntimeError: boom")
+    assert caplog.text.count("uncaught exception") == 2
 
 
 def test_timelines_draw_only_the_chosen_window_of_a_long_session(qtbot: object) -> None:

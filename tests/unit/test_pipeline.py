@@ -80,6 +80,23 @@ def test_indicator_mapping_lives_in_settings() -> None:
     assert indicator_for(probs, FERPLUS_CLASSES, surprise_is_negative) == "negative"
 
 
+def test_indicator_ties_go_to_neutral_then_positive_and_ungrouped_expressions_count_for_none() -> None:
+    def probs(**shares: float) -> np.ndarray:
+        out = np.zeros(8)
+        for name, share in shares.items():
+            out[FERPLUS_CLASSES.index(name)] = share
+        return out
+
+    default = IndicatorSettings()
+    assert indicator_for(probs(neutral=0.3, happiness=0.3, anger=0.3), FERPLUS_CLASSES, default) == "neutral"
+    assert indicator_for(probs(neutral=0.2, happiness=0.4, anger=0.4), FERPLUS_CLASSES, default) == "positive"
+    assert indicator_for(probs(neutral=0.2, happiness=0.3, anger=0.5), FERPLUS_CLASSES, default) == "negative"
+    without_contempt = dataclasses.replace(default, negative=("sadness", "anger", "disgust", "fear"))
+    mostly_contempt = probs(neutral=0.25, happiness=0.15, contempt=0.6)
+    assert indicator_for(mostly_contempt, FERPLUS_CLASSES, default) == "negative"
+    assert indicator_for(mostly_contempt, FERPLUS_CLASSES, without_contempt) == "neutral"
+
+
 def test_mapping_naming_a_class_the_model_lacks_is_refused(classifier) -> None:
     settings = settings_from_dict({"indicator": {"positive": ["joy"]}})
     with pytest.raises(ValueError, match=r"indicator\.positive names expression 'joy'"):

@@ -134,6 +134,26 @@ def test_distant_jump_is_a_new_person() -> None:
     assert tracker.update([far], 1.5) == [(2, far)]
 
 
+def test_a_box_twice_as_wide_in_the_same_place_is_another_face() -> None:
+    # e.g. a small face on a poster behind someone who leaves the frame: same centre, other size
+    tracker = Tracker(TrackingSettings())
+    run(tracker, [[(100, 100, 80, 80)]] * 2)
+    twice = (60, 60, 161, 161)  # same centre, just over twice the width
+    assert tracker.update([twice], 1.0) == []  # tentative: not person 1
+    assert tracker.update([twice], 1.5) == [(2, twice)]
+    within = Tracker(TrackingSettings())
+    run(within, [[(100, 100, 80, 80)]] * 2)
+    assert within.update([(70, 70, 140, 140)], 1.0) == [(1, (70, 70, 140, 140))]  # 1.75x: the same face
+
+
+def test_a_tentative_face_missed_once_is_confirmed_but_missed_twice_is_dropped() -> None:
+    face = (100, 100, 80, 80)
+    once = run(Tracker(TrackingSettings(min_hits=2)), [[face], [], [face]])
+    assert once[2] == {1: face}
+    twice = Tracker(TrackingSettings(min_hits=2))
+    assert run(twice, [[face], [], [], [face], [face]])[3:] == [{}, {1: face}]  # started again, then confirmed
+
+
 def test_smoother_first_value_then_time_constant() -> None:
     smoother = ProbabilitySmoother(tau_s=1.0)
     a = np.array([1.0, 0.0])
