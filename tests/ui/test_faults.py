@@ -28,9 +28,9 @@ FRAMES_BEFORE_UNPLUG = 25
 
 
 class FakeCamera(FrameSource):
-    """Stands in for camera hardware that is not here: one that cannot open, one slow to open
-    (until ``opening`` is set), or one unplugged after a number of frames (it then fails the way
-    the webcam source does)."""
+    """Stands in for camera hardware that is not here: one slow to open (until ``opening`` is set),
+    or one unplugged after a number of frames (it then fails the way the webcam source does). A
+    camera that cannot open needs no stand-in: the real webcam source at an index with no camera."""
 
     faces: np.ndarray | None = None
     opening = threading.Event()
@@ -41,8 +41,6 @@ class FakeCamera(FrameSource):
         self._index = 0
 
     def open(self) -> None:
-        if self.behaviour == "missing":
-            raise SourceError("no camera at index 7")
         if self.behaviour == "slow":
             FakeCamera.opening.wait(SESSION_TIMEOUT_MS / 1000)
 
@@ -114,12 +112,11 @@ def test_no_installed_model_says_so_at_start(qtbot: object, tmp_path: Path, monk
     assert MODEL_HELP in window.message()
 
 
-def test_a_camera_that_cannot_open(qtbot: object, tmp_path: Path, ui_checkpoint: Path,
-                                   fake_camera: type[FakeCamera]) -> None:
-    window = make_window(qtbot, tmp_path, f"{FAKE_KIND}:missing", ui_checkpoint)
+def test_a_camera_that_cannot_open(qtbot: object, tmp_path: Path, ui_checkpoint: Path) -> None:
+    window = make_window(qtbot, tmp_path, "webcam:57", ui_checkpoint)  # the real source; no camera there
     csv_path = tmp_path / "nocam.csv"
     run_until_stopped(qtbot, window, csv_path)
-    assert "no camera at index 7" in window.message()
+    assert "no camera at index 57" in window.message()
     assert not window.controller.threads_running()
     assert window.isVisible() and window.controls.start_action.isEnabled()
 

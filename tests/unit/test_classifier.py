@@ -112,6 +112,12 @@ def test_an_unknown_device_is_a_clear_error(checkpoint: Path) -> None:
         load_classifier(checkpoint, device="gpu7")
 
 
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without one
+    with pytest.raises(ValueError, match=r"^device 'cuda:0' was asked for but this machine has no usable CUDA GPU$"):
+        load_classifier(checkpoint, device="cuda:0")
+
+
 def test_a_pickled_checkpoint_is_refused_by_the_classifier(tmp_path: Path) -> None:
     path = tmp_path / "weights.pt"
     torch.save({"format": "fermonitor-checkpoint", "state_dict": _Evil()}, path)

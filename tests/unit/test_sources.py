@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -193,3 +194,9 @@ def test_screen_without_a_display_is_a_clear_error(monkeypatch: pytest.MonkeyPat
     with pytest.raises(SourceError, match="screen cannot be captured"):
         parse_source("screen:1").open()
     assert list_screens() == []
+
+
+@pytest.mark.parametrize("spec", ["webcam:0", "screen:1", "region:0,0,64,48", "video:lecture.mp4"])
+def test_reading_a_source_that_is_not_open_names_it(spec: str) -> None:
+    with pytest.raises(SourceError, match=rf"^{re.escape(spec)} is not open$"):
+        parse_source(spec).read()
