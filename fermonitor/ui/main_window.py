@@ -281,7 +281,7 @@ class MainWindow(QMainWindow):
         try:
             self.last_png_path = self.timeline.save_class_png(png)
         except OSError as exc:
-            self.show_message(str(exc))
+            self.show_message(f"{self.message()}\n{exc}")  # after, not instead of, where the CSV is
         if self.show_summary:
             self.summary_dialog = SummaryDialog(self.store.summary(), self.controller.names, self.csv_path,
                                                 self.last_png_path, reason, self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -89,6 +90,22 @@ def test_a_video_that_ends_ends_the_session_cleanly(qtbot: object, tmp_path: Pat
     # the app keeps running: the same source can be analysed again
     assert window.start_session(tmp_path / "again.csv")
     qtbot.waitUntil(lambda: not window.controller.running, timeout=SESSION_TIMEOUT_MS)
+
+
+def test_a_class_picture_or_settings_file_that_cannot_be_written_is_said_and_loses_nothing(
+        qtbot: object, tmp_path: Path, ui_checkpoint: Path, short_video: Path) -> None:
+    window = make_window(qtbot, tmp_path, f"video:{short_video}", ui_checkpoint)
+    csv_path = tmp_path / "short.csv"
+    main_window.class_png_path(csv_path).mkdir()  # a folder where the picture would go
+    run_until_stopped(qtbot, window, csv_path)
+    assert f"class timeline image {main_window.class_png_path(csv_path)} could not be written" in window.message()
+    assert "The source ended" in window.message() and str(csv_path) in window.message()
+    assert read_rows(csv_path)[1], "the rows are all there"
+    (tmp_path / "settings.json").mkdir()  # a folder where the settings file would go
+    changed = dataclasses.replace(window.settings, analysis=dataclasses.replace(window.settings.analysis, rate_hz=3.0))
+    window.apply_settings(changed, window.source_spec)
+    assert window.message().startswith(f"settings could not be saved to {tmp_path / 'settings.json'} (")
+    assert window.settings.analysis.rate_hz == 3.0  # still used from the next session on
 
 
 def test_a_missing_model_is_named_with_how_to_get_one(qtbot: object, tmp_path: Path, short_video: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QThread, QTimer
-from PySide6.QtWidgets import QApplication, QDialog, QLabel
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QStatusBar
 from ui_helpers import fast_settings, gallery_image, make_window, read_rows
 
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
@@ -24,7 +25,7 @@ from fermonitor.core.sources import VideoSource
 from fermonitor.core.timeline import TimelineStore
 from fermonitor.core.tracking import Tracker
 from fermonitor.ui import app as app_module
-from fermonitor.ui import first_run
+from fermonitor.ui import first_run, status_panel
 from fermonitor.ui.alerts import AlertMonitor
 from fermonitor.ui.frame_slot import LatestFrameSlot
 from fermonitor.ui.main_window import MainWindow
@@ -209,6 +210,28 @@ def test_the_summary_has_one_row_of_shares_per_person_by_name_or_id(qtbot: objec
     dialog = SummaryDialog({}, {}, tmp_path / "s.csv", None, "the source ended")
     qtbot.addWidget(dialog)
     assert dialog.table.rowCount() == 0 and "Nobody was seen in this session." in dialog.findChild(QLabel).text()
+
+
+def test_the_status_bar_shows_the_rate_over_five_seconds_the_latest_latency_and_all_drops(
+        qtbot: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(status_panel.time, "monotonic", lambda: clock[0])
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    panel = status_panel.StatusPanel(bar)
+    for step in range(21):  # 10 s at 2 steps a second, then 3 dropped frames and 80 ms latency
+        clock[0] = 100.0 + step * 0.5
+        panel.add_result(dataclasses.replace(_result(clock[0], ["neutral"]), latency_s=0.08,
+                                             dropped_frames=3 if step == 20 else 0))
+    panel.refresh()
+    assert [label.text() for label in (panel.rate_label, panel.latency_label, panel.dropped_label)] == [
+        "2.0 steps/s", "latency 80 ms", "dropped 3 frames"]
+    clock[0] = 200.0
+    panel.add_result(_result(200.0, []))  # after a long pause only this step is in the window
+    panel.refresh()
+    assert panel.rate_label.text() == "0.0 steps/s"
+    panel.reset()
+    assert panel.dropped_label.text() == "dropped 0 frames"
 
 
 def test_with_default_settings_people_who_leave_raise_the_absence_alert() -> None:
