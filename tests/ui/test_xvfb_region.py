@@ -1,4 +1,5 @@
-"""Capture a region of a real X screen (Xvfb) that shows real FER faces, and analyse it in the window."""
+"""On a real X screen (Xvfb): capture a region showing real FER faces and analyse it in the window;
+the source picker lists that screen."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ui_helpers import SESSION_TIMEOUT_MS, gallery_image, make_window, read_rows
+
+from fermonitor.ui.source_picker import (
+    NO_CAMERA_TEXT,
+    REGION_ITEM,
+    VIDEO_ITEM,
+    SourcePicker,
+    default_source_spec,
+)
 
 WINDOW_AT = (120, 90)  # where the faces window is placed on the X screen
 MARGIN_PX = 20  # the captured region is this much larger than the window on each side
@@ -35,3 +44,21 @@ def test_a_region_of_a_real_x_screen_showing_faces_is_analysed(
         bx, by, bw, bh = (int(row[k]) for k in ("x", "y", "w", "h"))
         assert 0 <= bx and bx + bw <= width + 2 * MARGIN_PX
         assert 0 <= by and by + bh <= height + 2 * MARGIN_PX
+
+
+@pytest.mark.xvfb
+def test_the_source_picker_lists_no_camera_and_the_real_screen_and_defaults_to_it(
+        qtbot: object, xvfb_display: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if any(Path("/dev").glob("video*")):
+        pytest.skip("this machine has a video device")
+    monkeypatch.setenv("DISPLAY", xvfb_display)  # the screens are listed from this X server
+    assert default_source_spec() == "screen:1"
+    picker = SourcePicker("")
+    qtbot.addWidget(picker)
+    items = [(picker.combo.itemText(i), picker.combo.itemData(i)) for i in range(picker.combo.count())]
+    assert items[0] == (NO_CAMERA_TEXT, None) and not picker.combo.model().item(0).isEnabled()
+    assert items[1][1] == "screen:1" and "1024" in items[1][0]  # the fixture's 1024x768 screen
+    assert [data for _, data in items[2:]] == [REGION_ITEM, VIDEO_ITEM]
+    assert picker.combo.currentData() == "screen:1" and picker.note.text().startswith("No camera found")
+    picker.on_ok_clicked()
+    assert picker.spec == "screen:1"
