@@ -58,9 +58,11 @@ def test_analyze_writes_rows_for_the_people_in_a_video(tmp_path: Path, make_face
                        "--device", "cpu", "--rate", "2"])
     captured = capsys.readouterr()
     assert status == 0, captured.err
-    assert "written to" in captured.out
     assert out.read_text().splitlines()[0] == CSV_HEADER
     rows = read_rows(out)
+    steps = len(range(0, 30, 5))  # frames 0, 5, ..., 25 of the 30
+    assert captured.out == (f"{len(rows)} rows for 2 people in {steps} steps ({2.5:.1f} s of video) "
+                            f"written to {out}\n")
     # Steps at 0, 0.5, ..., 2.5 s of video time; people are confirmed at their second step.
     assert {r["t_seconds"] for r in rows} <= {f"{0.5 * k:.3f}" for k in range(6)}
     assert {r["frame_index"] for r in rows} <= {str(5 * k) for k in range(6)}
@@ -256,3 +258,8 @@ def test_sigkill_mid_run_leaves_a_valid_csv(tmp_path: Path, make_face_video, det
     assert all(r["indicator"] in {"positive", "neutral", "negative"} for r in rows)
     # Killed: the JSON is there, without an end.
     assert json.loads(session_json_path(out).read_text())["end"] is None
+
+
+def test_the_app_refuses_a_csv_path_that_is_a_folder_before_it_starts(tmp_path: Path, capsys) -> None:
+    assert cli.main(["--csv", str(tmp_path)]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: CSV path {tmp_path} is a folder"]
