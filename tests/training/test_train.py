@@ -301,6 +301,40 @@ def test_command_line_errors_are_one_line(small_data: Path, isolated_cache: Path
     assert capsys.readouterr().err == f"training evaluate: error: model file {missing / 'model.pt'} does not exist\n"
 
 
+def test_an_unknown_command_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert training_main.main(["fit"]) == 2
+    assert capsys.readouterr().err.startswith("usage: python -m training {train,compare,evaluate,export,average,")
+
+
+def test_data_options_take_the_faces_they_say(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    def prepared(*extra: str) -> dict:
+        return train.prepare_data(train.get_args_parser().parse_args(_train_argv(small_data, tmp_path, *extra)))
+
+    full = prepared()
+    with pytest.raises(ValueError, match=rf"--train-fraction 0.01 keeps none of the {len(full['train'])} training"):
+        prepared("--train-fraction", "0.01")
+    # --eval-fraction takes the same faces whatever the seed, so runs of a grid are scored alike.
+    half, other_seed = prepared("--eval-fraction", "0.5"), prepared("--eval-fraction", "0.5", "--seed", "7")
+    for name in ("valid", "test"):
+        assert len(half[name]) == len(full[name]) // 2
+        np.testing.assert_array_equal(half[name].rows, other_seed[name].rows)
+        assert set(half[name].rows) <= set(full[name].rows)
+    args = train.get_args_parser().parse_args(_train_argv(small_data, tmp_path / "newer", "--epochs", "1",
+                                                          "--votes", "fer2013new"))
+    with caplog.at_level("WARNING", logger="training.train"):
+        train.main(args)
+    assert "--votes fer2013new: validation and test use those votes too" in caplog.text
+    assert json.loads((tmp_path / "newer" / "test_metrics.json").read_text())["votes"] == "fer2013new"
+
+
+def test_compare_list_names_each_run_with_its_command(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="training.compare"):
+        assert compare.main(compare.get_args_parser().parse_args(["--list"])) == []
+    for run in compare.GRID:
+        assert f"{run.name}: python -m training train {' '.join(run.arguments)}\n" in caplog.text
+
+
 def test_average_of_kept_epochs(small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None) -> None:
     run = tmp_path / "run"
     train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--keep-epochs")))
