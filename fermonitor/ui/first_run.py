@@ -17,9 +17,10 @@ expression is not what anyone feels or thinks. The model makes mistakes, and mor
 than for others. Use the timelines as a rough cue about a whole class, never to judge one
 person.</p>
 <h3>Privacy</h3>
-<p>Everything stays on this machine: nothing is sent anywhere and nothing is downloaded. No images
-are stored; only the numbers in the session CSV are written. People get anonymous ids (#1, #2, ...)
-unless you name them.</p>
+<p>Everything stays on this machine: nothing is sent anywhere and nothing is downloaded. No picture
+of anyone is stored: frames are analysed in memory and dropped. The session CSV holds numbers, and
+the class chart saved beside it draws them. People get anonymous ids (#1, #2, ...) unless you name
+them.</p>
 <h3>Consent and the law</h3>
 <p>The people you film should know about it and agree to it. The EU AI Act prohibits emotion
 recognition systems in education institutions (and workplaces) in the EU, except for medical or

@@ -278,7 +278,7 @@ def test_first_run_notice_covers_use_and_law_and_is_remembered(qtbot: object, tm
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     text = " ".join(first_run.NOTICE_HTML.split())  # as shown: line breaks are spaces
     for phrase in ("facial expressions", "not read emotions or minds", "stays on this machine",
-                   "No images are stored", "nothing is downloaded", "more for some faces than for others",
+                   "No picture of anyone is stored", "nothing is downloaded", "more for some faces than for others",
                    "never to judge one person", "know about it and agree", "EU AI Act",
                    "students or staff of an education institution"):
         assert phrase in text
