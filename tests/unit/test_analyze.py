@@ -195,7 +195,7 @@ def test_missing_model_says_how_to_get_one(tmp_path: Path, make_face_video, dete
                         lambda *args, **kwargs: tmp_path / "models" / "fermonitor_vgg19.pt")
     assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "out.csv")]) == 1
     [line] = errors_of(capsys)
-    assert "no expression model is installed" in line and "python -m training train" in line
+    assert "no expression model is installed" in line and "python -m training export" in line
 
 
 def test_bad_rate_and_detector(tmp_path: Path, make_face_video, detectable_faces, tiny_checkpoint: Path,

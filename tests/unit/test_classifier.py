@@ -45,7 +45,7 @@ def test_path_none_without_an_installed_model_names_the_path(monkeypatch: pytest
         load_classifier()
     message = str(info.value)
     assert str(tmp_path / "resources" / "models") in message
-    assert "python -m training train" in message
+    assert "python -m training export" in message and "--model PATH" in message
     assert "\n" not in message
 
 

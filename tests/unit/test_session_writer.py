@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -149,33 +149,45 @@ def test_a_session_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
         SessionWriter(csv_path, "webcam:0", META, Settings())
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[Callable[[int], None]]:
-    """Sets a real limit on the size of any file this process writes (RLIMIT_FSIZE), so a write
-    beyond it fails with "File too large", as on a full disk; the limit goes when the test ends."""
-    resource = pytest.importorskip("resource")
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not the signal that would end pytest
-    try:
-        yield lambda size: resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
+# Runs in a child process: a limit on the size of the files a process writes (RLIMIT_FSIZE) makes a
+# write beyond it fail with "File too large", as on a full disk; in pytest's own process it would
+# also stop pytest writing its report.
+FULL_DISK_CHILD = """
+import json, resource, signal, sys
+from datetime import datetime, timezone
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta
+from fermonitor.core.results import FaceObservation, FrameResult
+from fermonitor.core.session import SessionError, SessionWriter, session_json_path
+from fermonitor.core.settings import Settings
+
+csv_path = sys.argv[1]
+writer = SessionWriter(csv_path, "webcam:0", ModelMeta("vgg19", FERPLUS_CLASSES), Settings())
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not the signal that would end the process
+limit = session_json_path(csv_path).stat().st_size + 1000  # room for the JSON, not for 100 steps
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+face = FaceObservation(1, (10, 20, 64, 72), (0.3, 0.7) + (0.0,) * 6, "happiness", 0.7, "positive")
+step = FrameResult(0, 0.0, datetime.now(timezone.utc), (640, 480), (face, face, face))
+written, error = 0, None
+try:
+    for _ in range(100):
+        written += writer.write(step)
+except SessionError as exc:
+    error = str(exc)
+writer.close()  # the end time still reaches the session JSON
+print(json.dumps({"written": written, "error": error}))
+"""
 
 
-def test_a_write_that_fails_part_way_keeps_every_whole_row(tmp_path: Path,
-                                                          file_size_limit: Callable[[int], None]) -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_write_that_fails_part_way_keeps_every_whole_row(tmp_path: Path) -> None:
     csv_path = tmp_path / "out.csv"
-    writer = SessionWriter(csv_path, "webcam:0", META, Settings())
-    step = FrameResult(0, 0.0, WALL, (640, 480), tuple(observation(pid, 0.7) for pid in range(1, 4)))
-    file_size_limit(session_json_path(csv_path).stat().st_size + 1000)  # room for the JSON, not 100 steps
-    written = 0
-    with pytest.raises(SessionError, match=rf"^CSV file {csv_path} cannot be written \(File too large\)$"):
-        for _ in range(100):
-            written += writer.write(step)
-    writer.close()  # the end time still reaches the session JSON
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(csv_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["error"] == f"CSV file {csv_path} cannot be written (File too large)"
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert 0 < written == len(rows) and all(row["indicator"] == "positive" for row in rows)
+    assert 0 < report["written"] == len(rows) and all(row["indicator"] == "positive" for row in rows)
     assert csv_path.read_bytes().endswith(b"\n")
     assert json.loads(session_json_path(csv_path).read_text())["end"]
