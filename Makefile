@@ -35,6 +35,7 @@ lint: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	nice -n 19 $(BIN)/python benchmarks/bench_classifier.py --write
+	nice -n 19 $(BIN)/python benchmarks/bench_backends.py --write
 	nice -n 19 $(BIN)/python benchmarks/precision_agreement.py --write
 	nice -n 19 $(BIN)/python benchmarks/gallery_eval.py --write
 

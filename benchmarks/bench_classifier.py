@@ -19,10 +19,12 @@ import numpy as np
 import torch
 from common import ferplus_splits, machine_description, make_gallery, model_path, write_section
 
-from fermonitor.core.classifier import ExpressionClassifier, load_classifier
+from fermonitor.core.classifier import ExpressionClassifier, load_classifier, resolve_backend
+from fermonitor.core.classifier_base import FaceBatchClassifier
 from fermonitor.core.detection import create_detector
 from fermonitor.core.pipeline import Pipeline
 from fermonitor.core.preprocess import normalise_faces
+from fermonitor.core.resources import default_model_path
 from fermonitor.core.results import Frame
 from fermonitor.core.settings import Settings
 
@@ -103,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                  args.seconds))
 
     gallery = make_gallery(gallery_faces)
-    app_clf = load_classifier(path, device="cpu")  # the precision the app picks on this CPU
-    app_precision = "bf16 autocast" if app_clf.reduced_precision else "fp32"
+    # The backend and precision the app picks for the shipped model on this CPU.
+    app_backend = resolve_backend("auto", None, "cpu") if path == default_model_path() else "torch"
+    app_clf = load_classifier(path.with_suffix(".onnx") if app_backend == "onnx" else path, device="cpu")
+    app_precision = ("onnxruntime fp32" if app_backend == "onnx"
+                     else "bf16 autocast" if app_clf.reduced_precision else "fp32")
     pipeline = Pipeline(app_clf, create_detector("haar"), Settings())
     step = iter(range(10**9))
     seen: list[int] = []
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _stage_times(pipeline: Pipeline, image: np.ndarray, clf: ExpressionClassifier, repeats: int = 5) -> list[tuple[str, float]]:
+def _stage_times(pipeline: Pipeline, image: np.ndarray, clf: FaceBatchClassifier, repeats: int = 5) -> list[tuple[str, float]]:
     """Median milliseconds of the step's stages, timed one by one on the same gallery."""
     from fermonitor.core.preprocess import preprocess_face
 

@@ -1,8 +1,10 @@
 """Expression classifier: a checkpoint, a device and one batched forward pass per analysis step.
 
-Two backends give the same probabilities: torch (training, GPUs, running from source) and
-onnxruntime (the standalone executable, which carries no torch). torch is imported only when the
-torch backend is used, so this module imports on a machine without it.
+Two backends give the same probabilities: torch (training, GPUs, CPUs with native bf16) and
+onnxruntime (the standalone executable, which carries no torch, and CPUs where torch would run
+fp32: there onnxruntime is as fast at batch 32 and faster at small batches, benchmarks/RESULTS.md).
+torch is imported only when the torch backend is used, so this module imports on a machine
+without it.
 """
 
 from __future__ import annotations
@@ -101,8 +103,11 @@ def torch_available() -> bool:
         return False
 
 
-def resolve_backend(backend: str, path: Path | None) -> str:
-    """The backend that runs ``path``: forced, else by file type, else torch where importable.
+def resolve_backend(backend: str, path: Path | None, device: str = "auto",
+                    reduced_precision: bool | None = None) -> str:
+    """The backend that runs ``path``: forced, else by file type; for the shipped model (``path``
+    None) onnxruntime where torch would run fp32 on the CPU, torch elsewhere, each only where it
+    is installed with its model file.
 
     Raises
     ------
@@ -113,14 +118,17 @@ def resolve_backend(backend: str, path: Path | None) -> str:
 
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        if path is not None:
-            backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
-        elif torch_available() and (default_model_path("torch").is_file() or not onnxruntime_available()):
-            backend = "torch"
-        elif onnxruntime_available():
-            # No torch, or torch without the shipped checkpoint: the ONNX export runs instead.
-            backend = "onnx"
+    if backend == "auto" and path is not None:
+        backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
+    elif backend == "auto":
+        torch_ready = torch_available() and default_model_path("torch").is_file()
+        onnx_ready = onnxruntime_available() and default_model_path("onnx").is_file()
+        if torch_ready and onnx_ready:
+            backend = "onnx" if _torch_would_run_fp32_on_cpu(device, reduced_precision) else "torch"
+        elif torch_ready or onnx_ready:
+            backend = "torch" if torch_ready else "onnx"
+        elif torch_available() or onnxruntime_available():
+            backend = "torch" if torch_available() else "onnx"  # its missing file is named later
         else:
             raise ValueError("neither torch nor onnxruntime is installed: pip install onnxruntime")
     if backend == "torch" and not torch_available():
@@ -150,8 +158,8 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
     reduced_precision
         See :class:`ExpressionClassifier`; the onnx backend always runs fp32.
     backend
-        "auto" (the file type decides; for the shipped model torch where importable, else
-        onnxruntime), "torch" or "onnx".
+        "auto" (the file type decides; for the shipped model see :func:`resolve_backend`),
+        "torch" or "onnx".
 
     Raises
     ------
@@ -160,7 +168,7 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
     ValueError
         For a backend or device that cannot run here.
     """
-    chosen = resolve_backend(backend, None if path is None else Path(path))
+    chosen = resolve_backend(backend, None if path is None else Path(path), device, reduced_precision)
     model_path = default_model_path(chosen) if path is None else Path(path)
     if path is None and not model_path.is_file():
         raise CheckpointError(f"no expression model is installed at {model_path}: {MODEL_HELP}")
@@ -175,3 +183,17 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
     torch_device = pick_device(device)
     log.info("loaded %s (%s) on %s", model_path, meta.arch, torch_device)
     return ExpressionClassifier(model, meta, torch_device, reduced_precision)
+
+
+def _torch_would_run_fp32_on_cpu(device: str, reduced_precision: bool | None) -> bool:
+    """Whether torch would run the model in fp32 on the CPU: no GPU chosen, and no native bf16 (or
+    fp32 asked for); reduced precision asked for keeps torch."""
+    from fermonitor.core.device import cpu_has_fast_bf16, pick_device
+
+    if reduced_precision is True:
+        return False
+    try:
+        on_cpu = pick_device(device).type == "cpu"
+    except ValueError:
+        return False  # torch then names the device it cannot use
+    return on_cpu and (reduced_precision is False or not cpu_has_fast_bf16())

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from fermonitor.core import device as device_module  # noqa: E402
 from fermonitor.core import resources  # noqa: E402
 from fermonitor.core.checkpoint import (  # noqa: E402
     FERPLUS_CLASSES,
@@ -107,10 +108,20 @@ def test_forced_backend_picks_the_shipped_file_of_its_kind(model_files: tuple[Pa
         (shipped / source.name).write_bytes(source.read_bytes())
     assert isinstance(load_classifier(device="cpu", backend="onnx"), OnnxClassifier)
     assert isinstance(load_classifier(device="cpu", backend="torch"), ExpressionClassifier)
-    # torch is importable here and its checkpoint is shipped: auto takes it.
+    # Both shipped: a CPU with native bf16 runs torch (bf16); one without runs onnxruntime, faster
+    # than torch in fp32. Which CPU this is is hardware, so both kinds are stood in for.
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: True)
     assert isinstance(load_classifier(device="cpu"), ExpressionClassifier)
-    # Without the checkpoint, auto falls back to the ONNX export.
+    assert isinstance(load_classifier(device="cpu", reduced_precision=False), OnnxClassifier)  # fp32 asked for
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)
+    assert isinstance(load_classifier(device="cpu"), OnnxClassifier)
+    assert isinstance(load_classifier(device="cpu", reduced_precision=True), ExpressionClassifier)
+    # Each alone is taken wherever it can run.
+    (shipped / "fermonitor_vgg19.onnx").unlink()
+    assert isinstance(load_classifier(device="cpu"), ExpressionClassifier)
+    (shipped / "fermonitor_vgg19.onnx").write_bytes(model_files[1].read_bytes())
     (shipped / "fermonitor_vgg19.pt").unlink()
+    monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: True)
     assert isinstance(load_classifier(device="cpu"), OnnxClassifier)
 
 

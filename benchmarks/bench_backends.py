@@ -1,0 +1,105 @@
+"""torch against onnxruntime on the CPU, side by side in one run: which backend should the app use?
+
+Times ``predict`` of the shipped model on real FER+ test faces at batch 1, 8 and 32 with torch in
+fp32 (channels_last, the app's CPU path without native bf16), torch with bf16 autocast where the
+CPU has native bf16, and onnxruntime on the exported ONNX file (the standalone executable's
+backend). The configurations take turns over several rounds, so a busy machine slows them alike;
+the median round is reported. Then both backends classify every test face: top-1 agreement and
+accuracy. A figure, not a test.
+
+    python benchmarks/bench_backends.py [--seconds 1.5] [--rounds 3] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from common import ferplus_splits, machine_description, model_path, write_section
+
+from fermonitor.core.classifier import load_classifier
+from fermonitor.core.device import cpu_has_fast_bf16
+from fermonitor.core.onnx_backend import OnnxClassifier
+
+BATCH_SIZES = (1, 8, 32)
+
+
+def faces_per_second(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, seconds: float) -> float:
+    predict(faces)  # warm-up: first calls allocate
+    done, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        done += len(predict(faces))
+    return done / elapsed
+
+
+def all_probabilities(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch: int = 32) -> np.ndarray:
+    return np.concatenate([predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="torch checkpoint (default: the shipped one); its .onnx must lie beside it")
+    parser.add_argument("--seconds", type=float, default=1.5, help="timing per configuration and round, s")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
+    parser.add_argument("--write", action="store_true", help="also write the table to benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    path, note = model_path(args.checkpoint)
+    onnx_path = path.with_suffix(".onnx")
+    if not onnx_path.is_file():
+        parser.error(f"no ONNX model {onnx_path} beside {path}: export one with `python -m training export`")
+    test = ferplus_splits()["test"]
+    backends: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "torch fp32 (channels_last)": load_classifier(path, device="cpu", reduced_precision=False).predict,
+        "onnxruntime fp32": OnnxClassifier(onnx_path, "cpu").predict,
+    }
+    if cpu_has_fast_bf16():
+        backends["torch bf16 autocast"] = load_classifier(path, device="cpu", reduced_precision=True).predict
+    lines = [f"Machine: {machine_description()}", f"Model: {note} and {onnx_path.name} beside it",
+             f"Native bf16 on this CPU: {'yes' if cpu_has_fast_bf16() else 'no (torch runs fp32 here)'}"]
+    print("\n".join(lines), flush=True)
+
+    rates: dict[tuple[str, int], list[float]] = {}
+    for round_no in range(args.rounds):
+        for batch in BATCH_SIZES:
+            for name, predict in backends.items():
+                per_s = faces_per_second(predict, test.images[:batch], args.seconds)
+                rates.setdefault((name, batch), []).append(per_s)
+                print(f"round {round_no + 1}: {name:<28} batch {batch:>2}: {per_s:7.1f} faces/s", flush=True)
+
+    baseline = "torch fp32 (channels_last)"
+    table = ["| backend | batch | faces/s (median) | vs torch fp32 |", "| --- | ---: | ---: | ---: |"]
+    for batch in BATCH_SIZES:
+        base = statistics.median(rates[(baseline, batch)])
+        for name in backends:
+            median = statistics.median(rates[(name, batch)])
+            table.append(f"| {name} | {batch} | {median:.1f} | {median / base:.2f}x |")
+
+    torch_p = all_probabilities(backends[baseline], test.images)
+    onnx_p = all_probabilities(backends["onnxruntime fp32"], test.images)
+    agreement = [
+        f"Top-1 agreement onnxruntime vs torch fp32 on the {len(test)} official test faces: "
+        f"**{(torch_p.argmax(1) == onnx_p.argmax(1)).mean():.2%}**; largest probability difference "
+        f"{np.abs(torch_p - onnx_p).max():.2e}",
+        f"Accuracy: torch fp32 {(torch_p.argmax(1) == test.labels).mean():.2%}, "
+        f"onnxruntime {(onnx_p.argmax(1) == test.labels).mean():.2%}",
+    ]
+    print("\n" + "\n".join(table + [""] + agreement))
+    if args.write:
+        write_section("bench_backends", "\n".join([
+            "## Backends on the CPU: torch and onnxruntime", "",
+            *(f"- {line}" for line in lines),
+            f"- {args.rounds} rounds of {args.seconds} s per configuration, taking turns; torch with "
+            f"{torch.get_num_threads()} threads, onnxruntime with its default thread pool", "",
+            *table, "",
+            *(f"- {line}" for line in agreement),
+        ]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
