@@ -3,8 +3,8 @@
 Two backends give the same probabilities: torch (training, GPUs, CPUs with native bf16) and
 onnxruntime (the standalone executable, which carries no torch, and CPUs where torch would run
 fp32: there onnxruntime is as fast at batch 32 and faster at small batches, benchmarks/RESULTS.md).
-torch is imported only when the torch backend is used, so this module imports on a machine
-without it.
+This module imports without torch; torch is imported when the torch backend runs, or to choose the
+backend for the shipped model when both are installed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ BACKENDS = ("auto", "torch", "onnx")
 
 MODEL_HELP = (
     "reinstall fermonitor, whose resources/models/ carries the shipped model, or pass --model PATH "
-    "with a checkpoint from `python -m training export --half` (training/README.md)"
+    "with a model from `python -m training export` (its .onnx file; from source also its --half .pt; "
+    "training/README.md)"
 )
 
 
@@ -103,6 +104,18 @@ def torch_available() -> bool:
         return False
 
 
+def shipped_backends() -> list[str]:
+    """The backends installed here together with their shipped model file ("torch" first)."""
+    from fermonitor.core.onnx_backend import onnxruntime_available
+
+    ready = []
+    if torch_available() and default_model_path("torch").is_file():
+        ready.append("torch")
+    if onnxruntime_available() and default_model_path("onnx").is_file():
+        ready.append("onnx")
+    return ready
+
+
 def resolve_backend(backend: str, path: Path | None, device: str = "auto",
                     reduced_precision: bool | None = None) -> str:
     """The backend that runs ``path``: forced, else by file type; for the shipped model (``path``
@@ -121,12 +134,11 @@ def resolve_backend(backend: str, path: Path | None, device: str = "auto",
     if backend == "auto" and path is not None:
         backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
     elif backend == "auto":
-        torch_ready = torch_available() and default_model_path("torch").is_file()
-        onnx_ready = onnxruntime_available() and default_model_path("onnx").is_file()
-        if torch_ready and onnx_ready:
+        ready = shipped_backends()
+        if len(ready) == 2:
             backend = "onnx" if _torch_would_run_fp32_on_cpu(device, reduced_precision) else "torch"
-        elif torch_ready or onnx_ready:
-            backend = "torch" if torch_ready else "onnx"
+        elif ready:
+            backend = ready[0]
         elif torch_available() or onnxruntime_available():
             backend = "torch" if torch_available() else "onnx"  # its missing file is named later
         else:

@@ -46,8 +46,8 @@ def pick_providers(device: str, available: list[str]) -> list[str]:
     Parameters
     ----------
     device
-        "auto" (CUDA when onnxruntime has its CUDA provider, else the CPU), "cpu", "cuda" or
-        "cuda:N".
+        "auto" (CUDA when onnxruntime has its CUDA provider, else the CPU), "cpu" (or "cpu:N",
+        as torch names it), "cuda" or "cuda:N".
     available
         ``onnxruntime.get_available_providers()``.
 
@@ -58,7 +58,7 @@ def pick_providers(device: str, available: list[str]) -> list[str]:
     """
     if device == "auto":
         return [CUDA_PROVIDER, CPU_PROVIDER] if CUDA_PROVIDER in available else [CPU_PROVIDER]
-    if device == "cpu":
+    if device == "cpu" or device.startswith("cpu:"):
         return [CPU_PROVIDER]
     if device == "cuda" or device.startswith("cuda:"):
         if CUDA_PROVIDER not in available:

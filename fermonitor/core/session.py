@@ -9,8 +9,8 @@ least every ``FSYNC_INTERVAL_S``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import errno
 import io
 import json
 import logging
@@ -119,6 +119,7 @@ class SessionWriter:
         self.steps_written = 0
         self._names: dict[int, str] = {}
         self._last_fsync = time.monotonic()
+        self._can_sync = True
         try:
             self._file: io.FileIO | None = io.FileIO(self.csv_path, "w")
         except OSError as exc:
@@ -156,9 +157,11 @@ class SessionWriter:
                 written = self._file.write(view)
                 view = view[written or 0:]
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                self._file.truncate(start)
+            try:
                 self._file.seek(start)
+                self._file.truncate(start)
+            except OSError as cut_exc:
+                log.error("CSV file %s keeps part of a row: it could not be cut back (%s)", self.csv_path, cut_exc)
             raise self._csv_error(exc) from exc
 
     def write(self, result: FrameResult, names: Mapping[int, str] | None = None) -> int:
@@ -187,10 +190,10 @@ class SessionWriter:
                 x, y, w, h, *probabilities, face.top_expression,
                 f"{face.top_probability:.{PROBABILITY_DECIMALS}f}", face.indicator,
             ])
-        self.steps_written += 1
         if result.faces:
             self._write_bytes(buffer.getvalue().encode("utf-8"))
             self.rows_written += len(result.faces)
+        self.steps_written += 1
         if time.monotonic() - self._last_fsync >= FSYNC_INTERVAL_S:
             self.flush()
         return len(result.faces)
@@ -198,27 +201,48 @@ class SessionWriter:
     def flush(self) -> None:
         """Force the rows written so far onto the disk."""
         if self._file is not None:
-            try:
-                os.fsync(self._file.fileno())
-            except OSError as exc:
-                raise self._csv_error(exc) from exc
+            self._sync(self._file)
             self._last_fsync = time.monotonic()
 
-    def close(self) -> None:
-        """Flush the CSV, record the end time in the JSON; calling it twice is harmless."""
-        if self._file is None:
+    def _sync(self, file: io.FileIO) -> None:
+        """fsync ``file``; where the file cannot be synced at all (a file system or device without
+        fsync) the rows are still written, so that is said once and syncing stops."""
+        if not self._can_sync:
             return
         try:
-            self.flush()
-        finally:
-            self._file.close()
-            self._file = None
-            self.end = _now()
-            try:
-                self._write_json()
-            except OSError as exc:
-                log.error("session JSON %s could not be written at close: %s", self.json_path, exc)
+            os.fsync(file.fileno())
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+                raise self._csv_error(exc) from exc
+            self._can_sync = False
+            log.warning("CSV file %s cannot be synced to disk (%s); rows are written without it", self.csv_path,
+                        exc.strerror or exc)
+
+    def close(self) -> None:
+        """Flush and close the CSV, record the end time in the JSON; calling it twice is harmless.
+
+        The JSON gets its end time even when the CSV's last flush fails; that failure is raised after.
+        """
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        error: SessionError | None = None
+        try:
+            self._sync(file)
+        except SessionError as exc:
+            error = exc
+        try:
+            file.close()
+        except OSError as exc:  # a file system that reports a deferred write error at close
+            error = error or self._csv_error(exc)
+        self.end = _now()
+        try:
+            self._write_json()
+        except OSError as exc:
+            log.error("session JSON %s could not be written at close: %s", self.json_path, exc)
         log.info("session CSV %s closed: %d rows in %d steps", self.csv_path, self.rows_written, self.steps_written)
+        if error is not None:
+            raise error
 
     def describe(self) -> dict[str, Any]:
         """The session JSON's content."""

@@ -48,8 +48,12 @@ class FirstRunNotice(QDialog):
 
 
 def notice_needed(settings: QSettings) -> bool:
-    """Whether this version of the notice has not been acknowledged yet."""
-    return int(settings.value(NOTICE_ACKNOWLEDGED_KEY, 0)) < NOTICE_VERSION
+    """Whether this version of the notice has not been acknowledged yet (a damaged value counts
+    as not acknowledged: the notice is shown again)."""
+    try:
+        return int(settings.value(NOTICE_ACKNOWLEDGED_KEY, 0)) < NOTICE_VERSION
+    except (TypeError, ValueError):
+        return True
 
 
 def show_notice_if_needed(settings: QSettings, parent: QWidget | None = None) -> bool:

@@ -12,7 +12,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
-from fermonitor.core.classifier import MODEL_HELP, resolve_backend
+from fermonitor.core.classifier import MODEL_HELP, resolve_backend, shipped_backends
 from fermonitor.core.resources import default_model_path
 from fermonitor.core.results import Frame, FrameResult
 from fermonitor.core.session import new_session_path
@@ -42,11 +42,13 @@ def model_problem(model_path: Path | None) -> str | None:
     """Why no model can be loaded, or None when a model file is there."""
     if model_path is not None:
         return None if model_path.is_file() else f"model file {model_path} does not exist: {MODEL_HELP}"
+    if shipped_backends():
+        return None  # which one runs is chosen in the analysis thread: it may import torch to decide
     try:
         path = default_model_path(resolve_backend("auto", None))
     except ValueError as exc:
         return str(exc)
-    return None if path.is_file() else f"No expression model installed (looked for {path}): {MODEL_HELP}"
+    return f"No expression model installed (looked for {path}): {MODEL_HELP}"
 
 
 def class_png_path(csv_path: Path) -> Path:
@@ -281,7 +283,7 @@ class MainWindow(QMainWindow):
         try:
             self.last_png_path = self.timeline.save_class_png(png)
         except OSError as exc:
-            self.show_message(f"{self.message()}\n{exc}")  # after, not instead of, where the CSV is
+            self.show_message("\n".join(filter(None, [self.message(), str(exc)])))  # after what the window said
         if self.show_summary:
             self.summary_dialog = SummaryDialog(self.store.summary(), self.controller.names, self.csv_path,
                                                 self.last_png_path, reason, self)

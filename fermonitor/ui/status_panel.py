@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
@@ -23,7 +24,9 @@ STATE_STYLES: dict[str, tuple[str, str]] = {
 class StatusPanel:
     """Owns the labels it adds to a QStatusBar and keeps the rolling figures they show."""
 
-    def __init__(self, status_bar: QStatusBar, parent: QWidget | None = None) -> None:
+    def __init__(self, status_bar: QStatusBar, parent: QWidget | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.state_label = QLabel(parent)
         self.rate_label = QLabel(parent)
         self.latency_label = QLabel(parent)
@@ -56,7 +59,7 @@ class StatusPanel:
         self.refresh()
 
     def add_result(self, result: FrameResult) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._times.append(now)
         while self._times and now - self._times[0] > RATE_WINDOW_S:
             self._times.popleft()

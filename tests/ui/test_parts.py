@@ -212,13 +212,11 @@ def test_the_summary_has_one_row_of_shares_per_person_by_name_or_id(qtbot: objec
     assert dialog.table.rowCount() == 0 and "Nobody was seen in this session." in dialog.findChild(QLabel).text()
 
 
-def test_the_status_bar_shows_the_rate_over_five_seconds_the_latest_latency_and_all_drops(
-        qtbot: object, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_status_bar_shows_the_rate_over_five_seconds_the_latest_latency_and_all_drops(qtbot: object) -> None:
     clock = [100.0]
-    monkeypatch.setattr(status_panel.time, "monotonic", lambda: clock[0])
     bar = QStatusBar()
     qtbot.addWidget(bar)
-    panel = status_panel.StatusPanel(bar)
+    panel = status_panel.StatusPanel(bar, clock=lambda: clock[0])
     for step in range(21):  # 10 s at 2 steps a second, then 3 dropped frames and 80 ms latency
         clock[0] = 100.0 + step * 0.5
         panel.add_result(dataclasses.replace(_result(clock[0], ["neutral"]), latency_s=0.08,
@@ -290,6 +288,8 @@ def test_first_run_notice_covers_use_and_law_and_is_remembered(qtbot: object, tm
     monkeypatch.setattr(first_run.FirstRunNotice, "exec", lambda self: QDialog.DialogCode.Accepted)
     assert first_run.show_notice_if_needed(settings)
     assert not first_run.notice_needed(QSettings(str(tmp_path / "notice.ini"), QSettings.Format.IniFormat))
+    settings.setValue(first_run.NOTICE_ACKNOWLEDGED_KEY, "two")  # a damaged file: shown again, no crash
+    assert first_run.notice_needed(settings)
 
 
 def test_a_bad_settings_file_gives_a_clear_message_and_the_defaults(qtbot: object, tmp_path: Path,
@@ -359,9 +359,11 @@ def test_run_scripted_logs_its_start_line_writes_the_csv_and_quits(
     poll = QTimer()
     poll.timeout.connect(close_once_a_row_is_written)
     poll.start(100)
-    with caplog.at_level(logging.INFO):
-        status = app_module.run(args)
-    poll.stop()
+    try:
+        with caplog.at_level(logging.INFO):
+            status = app_module.run(args)
+    finally:
+        poll.stop()  # no later test's window is closed by it
     assert status == 0
     assert any(app_module.STARTED_LINE in record.getMessage() for record in caplog.records)
     header, rows = read_rows(csv_path)
@@ -388,12 +390,19 @@ def test_an_uncaught_error_is_logged_each_time_shown_once_and_ends_the_run_with_
     def fail() -> None:
         raise RuntimeError("boom")
 
-    QTimer.singleShot(100, fail)
-    QTimer.singleShot(200, fail)
+    timers = [QTimer(), QTimer()]
+    for delay_ms, timer in zip((100, 200), timers, strict=True):
+        timer.setSingleShot(True)
+        timer.timeout.connect(fail)
+        timer.start(delay_ms)
     args = argparse.Namespace(source=f"video:{short_video}", csv=str(tmp_path / "x.csv"), exit_after=1.0,
                               model=str(ui_checkpoint))
-    with caplog.at_level(logging.CRITICAL, logger=app_module.log.name):
-        assert app_module.run(args) == 1
+    try:
+        with caplog.at_level(logging.CRITICAL, logger=app_module.log.name):
+            assert app_module.run(args) == 1
+    finally:
+        for timer in timers:  # none fires in a later test
+            timer.stop()
     assert len(shown) == 1 and shown[0].startswith("RuntimeError: boom")
     assert caplog.text.count("uncaught exception") == 2
 

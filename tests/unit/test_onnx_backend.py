@@ -26,7 +26,7 @@ from fermonitor.core.checkpoint import (  # noqa: E402
 )
 from fermonitor.core.classifier import ExpressionClassifier, load_classifier  # noqa: E402
 from fermonitor.core.models import build_model  # noqa: E402
-from fermonitor.core.onnx_backend import OnnxClassifier  # noqa: E402
+from fermonitor.core.onnx_backend import OnnxClassifier, pick_providers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO.parent / "shared" / "data"
@@ -115,6 +115,7 @@ def test_forced_backend_picks_the_shipped_file_of_its_kind(model_files: tuple[Pa
     assert isinstance(load_classifier(device="cpu", reduced_precision=False), OnnxClassifier)  # fp32 asked for
     monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)
     assert isinstance(load_classifier(device="cpu"), OnnxClassifier)
+    assert isinstance(load_classifier(device="cpu:0"), OnnxClassifier)  # torch's name for the CPU works too
     assert isinstance(load_classifier(device="cpu", reduced_precision=True), ExpressionClassifier)
     # Each alone is taken wherever it can run.
     (shipped / "fermonitor_vgg19.onnx").unlink()
@@ -202,3 +203,16 @@ def test_core_runs_the_onnx_model_without_torch(model_files: tuple[Path, Path]) 
     assert done.returncode == 0, done.stderr[-3000:]
     assert "torch refused: backend 'torch' was asked for but torch is not installed" in done.stdout
     assert "ok without torch" in done.stdout
+
+
+def test_onnxruntime_providers_for_each_device_name() -> None:
+    cpu_only = ["CPUExecutionProvider"]
+    assert pick_providers("auto", cpu_only) == pick_providers("cpu", cpu_only) == cpu_only
+    assert pick_providers("cpu:0", cpu_only) == cpu_only
+    assert pick_providers("cuda:1", ["CUDAExecutionProvider", *cpu_only]) == ["CUDAExecutionProvider", *cpu_only]
+    with pytest.raises(ValueError, match=r"^device 'cuda' was asked for but this onnxruntime has no CUDA provider "
+                                         r"\(available: CPUExecutionProvider\)$"):
+        pick_providers("cuda", cpu_only)
+    with pytest.raises(ValueError, match=r"^device 'mps' is not supported by the onnx backend"):
+        pick_providers("mps", cpu_only)
+

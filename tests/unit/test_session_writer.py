@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -132,6 +133,7 @@ def test_classes_other_than_ferplus_are_refused(tmp_path: Path) -> None:
         SessionWriter(tmp_path / "x.csv", "webcam:0", None, Settings(), classes=("happy", "sad"))
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_full_disk_at_the_start_names_the_csv_and_leaves_no_session_file(tmp_path: Path) -> None:
     csv_path = tmp_path / "out.csv"
     csv_path.symlink_to("/dev/full")  # a real device on which every write fails: No space left on device
@@ -155,26 +157,32 @@ def test_a_session_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
 FULL_DISK_CHILD = """
 import json, resource, signal, sys
 from datetime import datetime, timezone
+from pathlib import Path
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta
 from fermonitor.core.results import FaceObservation, FrameResult
 from fermonitor.core.session import SessionError, SessionWriter, session_json_path
 from fermonitor.core.settings import Settings
 
-csv_path = sys.argv[1]
+csv_path = Path(sys.argv[1])
 writer = SessionWriter(csv_path, "webcam:0", ModelMeta("vgg19", FERPLUS_CLASSES), Settings())
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not the signal that would end the process
-limit = session_json_path(csv_path).stat().st_size + 1000  # room for the JSON, not for 100 steps
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 face = FaceObservation(1, (10, 20, 64, 72), (0.3, 0.7) + (0.0,) * 6, "happiness", 0.7, "positive")
 step = FrameResult(0, 0.0, datetime.now(timezone.utc), (640, 480), (face, face, face))
-written, error = 0, None
+before = csv_path.stat().st_size
+written = writer.write(step)
+step_bytes = csv_path.stat().st_size - before
+# The limit falls in the middle of a step (in its second row), with room for the session JSON.
+whole_steps = session_json_path(csv_path).stat().st_size // step_bytes + 2
+limit = csv_path.stat().st_size + whole_steps * step_bytes + step_bytes // 2
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not the signal that would end the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+error = None
 try:
-    for _ in range(100):
+    for _ in range(whole_steps + 10):
         written += writer.write(step)
 except SessionError as exc:
     error = str(exc)
 writer.close()  # the end time still reaches the session JSON
-print(json.dumps({"written": written, "error": error}))
+print(json.dumps({"written": written, "expected": 3 * (1 + whole_steps), "error": error}))
 """
 
 
@@ -188,6 +196,22 @@ def test_a_write_that_fails_part_way_keeps_every_whole_row(tmp_path: Path) -> No
     assert report["error"] == f"CSV file {csv_path} cannot be written (File too large)"
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert 0 < report["written"] == len(rows) and all(row["indicator"] == "positive" for row in rows)
+    assert report["written"] == report["expected"] == len(rows)  # the part-written step was cut off
+    assert all(row["indicator"] == "positive" for row in rows)
     assert csv_path.read_bytes().endswith(b"\n")
     assert json.loads(session_json_path(csv_path).read_text())["end"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fsync on /dev/null fails with EINVAL on Linux")
+def test_a_csv_where_fsync_cannot_work_is_still_written(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    csv_path = tmp_path / "out.csv"
+    csv_path.symlink_to(os.devnull)  # a real device: writes succeed, fsync fails with EINVAL
+    writer = SessionWriter(csv_path, "webcam:0", META, Settings())
+    with caplog.at_level("WARNING", logger="fermonitor.core.session"):
+        assert writer.write(FrameResult(0, 0.0, WALL, (640, 480), (observation(1, 0.9),))) == 1
+        writer.flush()
+        writer.flush()
+        writer.close()
+    assert caplog.text.count(f"CSV file {csv_path} cannot be synced to disk") == 1
+    assert json.loads(session_json_path(csv_path).read_text())["end"]
+
