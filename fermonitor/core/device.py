@@ -14,6 +14,12 @@ def pick_device(name: str = "auto") -> torch.device:
             raise ValueError(f"device {name!r} is not a torch device name ({exc})") from exc
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {name!r} was asked for but this machine has no usable CUDA GPU")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} was asked for but this machine has "
+                             f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "mps" and not (mps is not None and mps.is_available()):
+            raise ValueError(f"device {name!r} was asked for but this machine has no usable Apple MPS GPU")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

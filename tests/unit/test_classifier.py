@@ -116,6 +116,16 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(checkpoint: Path, monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without one
     with pytest.raises(ValueError, match=r"^device 'cuda:0' was asked for but this machine has no usable CUDA GPU$"):
         load_classifier(checkpoint, device="cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # one GPU, and the second is asked for
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"^device 'cuda:1' was asked for but this machine has 1 CUDA GPU\(s\)"):
+        load_classifier(checkpoint, device="cuda:1")
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has Apple's MPS")
+def test_asking_for_mps_without_it_is_a_clear_error(checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match=r"^device 'mps' was asked for but this machine has no usable Apple MPS GPU$"):
+        load_classifier(checkpoint, device="mps")
 
 
 def test_a_pickled_checkpoint_is_refused_by_the_classifier(tmp_path: Path) -> None:
