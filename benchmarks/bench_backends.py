@@ -14,30 +14,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from common import ferplus_splits, machine_description, model_path, write_section
+from common import ferplus_splits, machine_description, model_path, predict_all, rate, write_section
 
 from fermonitor.core.classifier import load_classifier
 from fermonitor.core.device import cpu_has_fast_bf16
 from fermonitor.core.onnx_backend import OnnxClassifier
 
 BATCH_SIZES = (1, 8, 32)
-
-
-def faces_per_second(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, seconds: float) -> float:
-    predict(faces)  # warm-up: first calls allocate
-    done, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        done += len(predict(faces))
-    return done / elapsed
-
-
-def all_probabilities(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch: int = 32) -> np.ndarray:
-    return np.concatenate([predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     for round_no in range(args.rounds):
         for batch in BATCH_SIZES:
             for name, predict in backends.items():
-                per_s = faces_per_second(predict, test.images[:batch], args.seconds)
+                faces = test.images[:batch]
+                per_s, _ = rate(lambda predict=predict, faces=faces: len(predict(faces)), args.seconds)
                 rates.setdefault((name, batch), []).append(per_s)
                 print(f"round {round_no + 1}: {name:<28} batch {batch:>2}: {per_s:7.1f} faces/s", flush=True)
 
@@ -79,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             median = statistics.median(rates[(name, batch)])
             table.append(f"| {name} | {batch} | {median:.1f} | {median / base:.2f}x |")
 
-    torch_p = all_probabilities(backends[baseline], test.images)
-    onnx_p = all_probabilities(backends["onnxruntime fp32"], test.images)
+    torch_p = predict_all(backends[baseline], test.images)
+    onnx_p = predict_all(backends["onnxruntime fp32"], test.images)
     agreement = [
         f"Top-1 agreement onnxruntime vs torch fp32 on the {len(test)} official test faces: "
         f"**{(torch_p.argmax(1) == onnx_p.argmax(1)).mean():.2%}**; largest probability difference "

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 
 import numpy as np
 import torch
-from common import ferplus_splits, machine_description, make_gallery, model_path, write_section
+from common import (
+    ferplus_splits,
+    machine_description,
+    make_gallery,
+    model_path,
+    rate,
+    write_section,
+)
 
 from fermonitor.core.classifier import ExpressionClassifier, load_classifier, resolve_backend
 from fermonitor.core.classifier_base import FaceBatchClassifier
@@ -30,18 +36,6 @@ from fermonitor.core.settings import Settings
 
 BATCH_SIZES = (1, 8, 32)
 BF16_SECONDS = 1.0  # emulated bf16 on CPUs without native kernels is ~20x slower: time it briefly
-
-
-def rate(step: Callable[[], int], seconds: float, warmup: int = 1) -> tuple[float, int]:
-    """Items per second of ``step`` (which returns how many items it handled), over >= ``seconds``."""
-    for _ in range(warmup):
-        step()
-    done, start = 0, time.perf_counter()
-    while True:
-        done += step()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return done / elapsed, done
 
 
 def nchw_predict(clf: ExpressionClassifier, faces: np.ndarray) -> np.ndarray:

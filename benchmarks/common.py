@@ -6,6 +6,8 @@ import os
 import platform
 import re
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -126,6 +128,23 @@ def machine_description() -> str:
             f"{torch.get_num_threads()} threads, OpenCV {cv2.__version__}, Python {platform.python_version()}, "
             f"{platform.system()} {platform.machine()}; load average at start {load}; "
             f"process niceness {os.nice(0) if hasattr(os, 'nice') else 'n/a'}")
+
+
+def rate(step: Callable[[], int], seconds: float, warmup: int = 1) -> tuple[float, int]:
+    """Items per second of ``step`` (which returns how many items it handled), over >= ``seconds``."""
+    for _ in range(warmup):
+        step()
+    done, start = 0, time.perf_counter()
+    while True:
+        done += step()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return done / elapsed, done
+
+
+def predict_all(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch: int = 32) -> np.ndarray:
+    """``predict`` over all ``faces``, ``batch`` at a time, in order."""
+    return np.concatenate([predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])
 
 
 def write_section(name: str, markdown: str) -> None:

@@ -16,16 +16,12 @@ import time
 
 import numpy as np
 import torch
-from common import ferplus_splits, machine_description, model_path, write_section
+from common import ferplus_splits, machine_description, model_path, predict_all, write_section
 
 from fermonitor.core.classifier import load_classifier
 
 AGREEMENT_BAR = 0.995
 BATCH = 32
-
-
-def probabilities(clf, faces: np.ndarray) -> np.ndarray:
-    return np.concatenate([clf.predict(faces[i : i + BATCH]) for i in range(0, len(faces), BATCH)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     full = load_classifier(path, device=args.device, reduced_precision=False)
     reduced = load_classifier(path, device=args.device, reduced_precision=True)
     start = time.perf_counter()
-    p32 = probabilities(full, faces)
+    p32 = predict_all(full.predict, faces, BATCH)
     t32 = time.perf_counter() - start
     start = time.perf_counter()
-    p16 = probabilities(reduced, faces)
+    p16 = predict_all(reduced.predict, faces, BATCH)
     t16 = time.perf_counter() - start
     agree = float((p32.argmax(1) == p16.argmax(1)).mean())
     precision = "fp16" if full.device.type == "cuda" else "bf16"

@@ -139,8 +139,10 @@ def resolve_backend(backend: str, path: Path | None, device: str = "auto",
             backend = "onnx" if _torch_would_run_fp32_on_cpu(device, reduced_precision) else "torch"
         elif ready:
             backend = ready[0]
-        elif torch_available() or onnxruntime_available():
-            backend = "torch" if torch_available() else "onnx"  # its missing file is named later
+        elif torch_available():  # its missing file is named later
+            backend = "torch"
+        elif onnxruntime_available():
+            backend = "onnx"
         else:
             raise ValueError("neither torch nor onnxruntime is installed: pip install onnxruntime")
     if backend == "torch" and not torch_available():
@@ -198,14 +200,13 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
 
 
 def _torch_would_run_fp32_on_cpu(device: str, reduced_precision: bool | None) -> bool:
-    """Whether torch would run the model in fp32 on the CPU: no GPU chosen, and no native bf16 (or
-    fp32 asked for); reduced precision asked for keeps torch."""
-    from fermonitor.core.device import cpu_has_fast_bf16, pick_device
+    """Whether torch would run the model in fp32 on the CPU, by the rule ExpressionClassifier
+    follows (``reduced_precision``, else what pays off on the device)."""
+    from fermonitor.core.device import pick_device, reduced_precision_default
 
-    if reduced_precision is True:
-        return False
     try:
-        on_cpu = pick_device(device).type == "cpu"
+        chosen = pick_device(device)
     except ValueError:
         return False  # torch then names the device it cannot use
-    return on_cpu and (reduced_precision is False or not cpu_has_fast_bf16())
+    reduced = reduced_precision if reduced_precision is not None else reduced_precision_default(chosen)
+    return chosen.type == "cpu" and not reduced
