@@ -46,6 +46,15 @@ def batches(n: int, batch_size: int, generator: np.random.Generator | None) -> I
         yield order[start : start + batch_size]
 
 
+def draw_labels(targets: np.ndarray, generator: np.random.Generator) -> np.ndarray:
+    """The FER+ paper's probabilistic label drawing (PLD): for each face, one class drawn with the
+    probabilities of its target row, returned as one-hot targets."""
+    cumulative = targets.cumsum(axis=1)
+    point = generator.random((len(targets), 1)) * cumulative[:, -1:]
+    drawn = np.minimum((cumulative <= point).sum(axis=1), targets.shape[1] - 1)  # the class whose span holds point
+    return np.eye(targets.shape[1], dtype=np.float32)[drawn]
+
+
 def to_input(faces: np.ndarray, mean: float, std: float, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(normalise_faces(faces, mean, std)).to(device)
     return x.contiguous(memory_format=torch.channels_last)
@@ -128,13 +137,16 @@ def train_one_epoch(
     if progress is not None:
         progress.update(done.seen)
     ops = set(args.augment)
+    # Drawn once per epoch from a stream of its own, so a resume inside the epoch draws the same labels.
+    targets = draw_labels(split.targets, np.random.default_rng([args.seed * 1000 + epoch, 1])) \
+        if args.draw_labels else split.targets
     for step, index in enumerate(batches(len(split), args.batch_size, rng)):
         if step < done.step:  # trained before the interruption
             continue
         x = to_input(split.images[index], args.mean, args.std, device)
         if ops:
             x = augment(x, ops, aug_gen)
-        target = torch.from_numpy(split.targets[index]).to(device)
+        target = torch.from_numpy(targets[index]).to(device)
         with autocast_for(device, args.amp):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), target, label_smoothing=args.label_smoothing)

@@ -78,6 +78,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--label-mode", default="majority", choices=LABEL_MODES, help="training labels")
     p.add_argument("--soft-targets", action="store_true",
                    help="majority mode: train on each face's vote distribution instead of one-hot")
+    p.add_argument("--draw-labels", action="store_true",
+                   help="the FER+ paper's probabilistic label drawing: each epoch, train each face on one emotion "
+                        "drawn from its distribution (with --soft-targets or --label-mode probability)")
     p.add_argument("--epochs", type=positive_int, default=12)
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per step")
     p.add_argument("--opt", default="sgd", choices=["sgd", "adam"])
@@ -204,7 +207,8 @@ def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> str
 
 def saved_arguments(saved: dict) -> dict:
     """A run's saved arguments, with what options added since meant for it: before --cycle-momentum
-    existed, one-cycle always cycled the momentum."""
+    existed, one-cycle always cycled the momentum; before --draw-labels, no run drew its labels."""
+    saved = {"draw_labels": False, **saved}
     if "sched" in saved and "cycle_momentum" not in saved:
         return {**saved, "cycle_momentum": saved["sched"] == "onecycle"}
     return saved
@@ -285,6 +289,9 @@ def main(args) -> dict:
     """Train (or with --test-only evaluate output-dir/best.pt) and return the test metrics."""
     if args.soft_targets and args.label_mode != "majority":
         raise ValueError(f"--soft-targets applies to --label-mode majority, not {args.label_mode}")
+    if args.draw_labels and not (args.soft_targets or args.label_mode == "probability"):
+        raise ValueError(f"--draw-labels draws from vote distributions: add --soft-targets or use --label-mode "
+                         f"probability, not {args.label_mode} with one-hot targets")
     if args.cycle_momentum and args.sched != "onecycle":
         raise ValueError(f"--cycle-momentum applies to --sched onecycle, not {args.sched}")
     torch.manual_seed(args.seed)

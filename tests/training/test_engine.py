@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from training.data import DataPaths, FaceSplit, load_splits
-from training.engine import augment, classification_metrics, predict_logits, to_input
+from training.engine import augment, classification_metrics, draw_labels, predict_logits, to_input
 from training.train import offline_triple
 
 MEAN, STD = 0.5, 0.25  # any normalisation: the checks below compare in normalised space
@@ -47,6 +47,19 @@ def test_metrics_on_hand_counted_predictions() -> None:
     # F1: class 0 precision 1, recall 2/3 -> 0.8; class 1 precision 1/3, recall 1/2 -> 0.4; class 2 -> 0.
     assert metrics["macro_f1"] == pytest.approx((0.8 + 0.4 + 0.0) / 3)
     assert metrics["confusion"] == [[2, 1, 0, 0], [0, 1, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0]]
+
+
+def test_label_drawing_follows_each_faces_distribution() -> None:
+    shares = np.array([[0.5, 0.3, 0.2, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0.25, 0.75]], dtype=np.float32)
+    targets = np.repeat(shares, 20_000, axis=0)
+    drawn = draw_labels(targets, np.random.default_rng(0))
+    assert drawn.dtype == np.float32 and np.array_equal(drawn.sum(axis=1), np.ones(len(targets)))
+    for row, share in enumerate(shares):
+        frequency = drawn[row * 20_000 : (row + 1) * 20_000].mean(axis=0)
+        np.testing.assert_allclose(frequency, share, atol=0.015)
+        assert not frequency[share == 0].any()  # a class nobody voted for is never drawn
+    one_hot = np.eye(8, dtype=np.float32)[[3, 7, 0]]
+    assert np.array_equal(draw_labels(one_hot, np.random.default_rng(1)), one_hot)
 
 
 def test_flip_mirrors_about_half_of_the_faces_and_leaves_the_rest(small_data: Path) -> None:

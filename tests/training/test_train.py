@@ -27,7 +27,7 @@ from fermonitor.core.checkpoint import (
 from fermonitor.core.models import build_model
 from training import average, compare, evaluate_cli, export, train
 from training.data import DataPaths, load_splits
-from training.engine import to_input, train_one_epoch
+from training.engine import draw_labels, to_input, train_one_epoch
 
 # The cheapest registered model per face: the original study's ResNet34 (stride-2 stem and max-pool).
 CHEAP_ARCH = "seed_resnet34"
@@ -53,11 +53,33 @@ def test_two_training_steps_lower_the_loss(small_data: Path, isolated_cache: Pat
     assert losses[2] < losses[0], losses
 
 
+def test_label_drawing_trains_on_labels_drawn_once_per_epoch(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                             one_thread: None) -> None:
+    # Epoch 4 (seed 0) of 16 faces with --draw-labels computes what training on the labels that
+    # draw_labels gives from that epoch's stream computes, and not what the soft targets give.
+    def first_epoch_loss(*extra: str, targets=None) -> float:
+        argv = _train_argv(small_data, tmp_path, "--augment", "", "--sched", "none", "--soft-targets", *extra)
+        args = train.get_args_parser().parse_args(argv)
+        args.amp = False
+        faces = load_splits(DataPaths.in_folder(small_data), soft_targets=True)["train"].subset(np.arange(16))
+        if targets is not None:
+            faces.targets[:] = targets(faces.targets)
+        torch.manual_seed(0)
+        model = build_model(CHEAP_ARCH, num_classes=8)
+        optimizer = train.make_optimizer(model, args)
+        return train_one_epoch(model, faces, optimizer, None, args, torch.device("cpu"), 4)["train_loss"]
+
+    drawn = first_epoch_loss("--draw-labels")
+    assert drawn == first_epoch_loss(targets=lambda soft: draw_labels(soft, np.random.default_rng([4, 1])))
+    assert drawn != first_epoch_loss()
+
+
 @pytest.mark.parametrize(("extra", "mode", "copies"), [
     (["--label-mode", "probability"], "probability", 1),
     (["--label-mode", "argmax10"], "argmax10", 1),
     (["--opt", "adam"], "majority", 1),
     (["--offline-triple"], "majority", 3),
+    (["--label-mode", "probability", "--draw-labels"], "probability", 1),
 ])
 def test_each_grid_option_trains_end_to_end(small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None,
                                             caplog: pytest.LogCaptureFixture, extra: list[str], mode: str,
@@ -294,6 +316,11 @@ def test_command_line_errors_are_one_line(small_data: Path, isolated_cache: Path
     argv = ["train", *_train_argv(small_data, tmp_path / "run", "--label-mode", "argmax10", "--soft-targets")]
     assert training_main.main(argv) == 1
     assert capsys.readouterr().err == "training train: error: --soft-targets applies to --label-mode majority, not argmax10\n"
+    argv = ["train", *_train_argv(small_data, tmp_path / "run", "--draw-labels")]
+    assert training_main.main(argv) == 1
+    assert capsys.readouterr().err == ("training train: error: --draw-labels draws from vote distributions: add "
+                                       "--soft-targets or use --label-mode probability, not majority with one-hot "
+                                       "targets\n")
     argv = ["train", *_train_argv(small_data, tmp_path / "run", "--sched", "cosine", "--cycle-momentum")]
     assert training_main.main(argv) == 1
     assert capsys.readouterr().err == "training train: error: --cycle-momentum applies to --sched onecycle, not cosine\n"
