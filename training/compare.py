@@ -35,7 +35,8 @@ class RunsFailedError(ValueError):
 
 # The original study's training recipe: torchvision models, 10 outputs (argmax of all vote
 # columns), SGD with momentum 0.5, batch 32, constant learning rate, no weight decay, no augmentation.
-# Precision is left to --amp auto: fp32 on CPUs without native bf16, fp16 AMP on CUDA.
+# Precision is left to --amp auto: fp32 on CPUs without native bf16; bf16 autocast on CPUs with it
+# and on CUDA (fp16 with loss scaling on GPUs without bf16).
 SEED_RECIPE = ["--label-mode", "argmax10", "--opt", "sgd", "--momentum", "0.5", "--batch-size", "32",
                "--sched", "none", "--weight-decay", "0"]
 # Our recipe for the 48x48 batch-norm models: the shipping run's (see training/README.md).
@@ -79,7 +80,8 @@ GRID: tuple[Run, ...] = (
     Run("resnet50", "ours: ResNet50 48x48 stem, soft targets, flip+crop", None, ("--arch", "resnet50", *ADAPTED_RECIPE)),
 )
 
-RESULT_FILES = ("summary.csv", "test_metrics.json", "args.json")
+# test_metrics.json marks a run as finished, so it is copied last.
+RESULT_FILES = ("summary.csv", "args.json", "test_metrics.json")
 
 
 def default_work_dir() -> Path:
@@ -132,6 +134,11 @@ def run_arguments(run: Run, args, work_dir: Path) -> list[str]:
     return argv
 
 
+def train_arguments(run: Run, args, work_dir: Path) -> argparse.Namespace:
+    """The parsed ``train`` arguments of one run under the comparison's budget."""
+    return train.get_args_parser().parse_args(run_arguments(run, args, work_dir))
+
+
 def same_arguments(run_dir: Path, wanted: dict) -> bool:
     """Whether the run in ``run_dir`` was started with the arguments ``wanted`` (train.args_dict form)."""
     if not (run_dir / "args.json").is_file():
@@ -157,7 +164,7 @@ def execute(run: Run, args, work_dir: Path) -> None:
     """
     run_dir = work_dir / run.name
     argv = run_arguments(run, args, work_dir)
-    train_args = train.get_args_parser().parse_args(argv)
+    train_args = train_arguments(run, args, work_dir)
     wanted = train.args_dict(train_args)
     if is_finished(args.output_dir / run.name, wanted):
         # Published by an earlier session whose work folder may be gone.
@@ -234,8 +241,10 @@ def majority_class_share(confusion: list[list[int]]) -> tuple[str, float]:
 
 
 def write_table(runs: list[Run], args) -> Path:
-    """training/results/README.md: the study's figure beside ours for every run published so far."""
+    """training/results/README.md: the study's figure beside ours for every run published under this
+    comparison's budget (a run published under another budget is listed as not run yet)."""
     out = args.output_dir
+    published = [run for run in runs if is_finished(out / run.name, train.args_dict(train_arguments(run, args, out)))]
     lines = [
         "# Model comparison on FER+ (official protocol)",
         "",
@@ -251,18 +260,16 @@ def write_table(runs: list[Run], args) -> Path:
         "",
         "The original study's figures are on its own split (PublicTest of data it had tripled before "
         "splitting, argmax-of-10 labels), so they are the reference point, not a like-for-like number. "
-        "Models with the `seed_` prefix are built and trained as the study did (torchvision, no batch "
-        "norm, 10 outputs; scored here on their 8 emotion outputs); the others are our 48x48 models.",
+        "Models with the `seed_` prefix are built and trained as the study did (torchvision models: VGGs "
+        "without batch norm, ResNets with the batch norm torchvision gives them; 10 outputs, scored here on "
+        "their 8 emotion outputs); the others are our 48x48 models with batch norm.",
         "",
         "| run | what | original study | ours: test accuracy | ours: macro-F1 | faces scored | epochs | share of training data |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     baseline = None
-    for run in runs:
-        metrics_path = out / run.name / "test_metrics.json"
-        if not metrics_path.is_file():
-            continue
-        metrics = json.loads(metrics_path.read_text())
+    for run in published:
+        metrics = json.loads((out / run.name / "test_metrics.json").read_text())
         baseline = baseline or majority_class_share(metrics["confusion"])
         run_args = json.loads((out / run.name / "args.json").read_text())
         scored = int(sum(sum(r) for r in metrics["confusion"]))
@@ -274,7 +281,7 @@ def write_table(runs: list[Run], args) -> Path:
     if baseline is not None:
         lines += ["", f"A model that says {baseline[0]} for every face scores {100 * baseline[1]:.1f}% on these faces: "
                   "runs near that figure have not yet learned more than the most common class."]
-    missing = [run.name for run in runs if not (out / run.name / "test_metrics.json").is_file()]
+    missing = [run.name for run in runs if run not in published]
     if missing:
         lines += ["", f"Not run yet at this budget: {', '.join(missing)}."]
     lines += ["", "Each run's folder holds curves.png (loss and accuracy per epoch), confusion.png (test set), "

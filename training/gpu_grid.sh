@@ -16,7 +16,8 @@
 #   .venv/bin/python -m training evaluate --checkpoint /tmp/ship_vgg19_fp16.pt
 #
 # Settings for `run` (environment): GRID_EPOCHS (10), GRID_TRAIN_FRACTION (1.0), GRID_EVAL_FRACTION
-# (1.0), GRID_JOBS (14), GRID_SECONDS (500: the grid stops there so the results still come back),
+# (1.0), GRID_JOBS (14), GRID_SECONDS (500: training stops that long after `run` starts, the unpacking
+# included, so the results still come back within the call's 600 s),
 # GRID_DEVICE (auto), GRID_OUTPUT (training/results/full-budget), SHIP_EPOCHS (30; 0 skips the VGG19).
 set -euo pipefail
 
@@ -50,6 +51,9 @@ run)
     export PYTHONPATH="/tmp/grid-site:$PWD" PYTHONUNBUFFERED=1
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
     python3 -m training unpack --pack "$KIT/ferplus.tar.xz" --output-dir /tmp/grid-data
+    left=$(( ${GRID_SECONDS:-500} - SECONDS ))  # bash counts SECONDS from the script's start
+    [ "$left" -gt 10 ] || left=10
+    echo "training for at most $left s"
     status=0
     shares=(--train-fraction "${GRID_TRAIN_FRACTION:-1.0}" --eval-fraction "${GRID_EVAL_FRACTION:-1.0}"
         --data-dir /tmp/grid-data --device "${GRID_DEVICE:-auto}" --no-progress)
@@ -57,17 +61,18 @@ run)
     mkdir -p /tmp/ship
     ship_pid=""
     if [ "$ship_epochs" -gt 0 ]; then
-        timeout "${GRID_SECONDS:-500}" python3 -m training train --arch vgg19 --epochs "$ship_epochs" \
+        timeout "$left" python3 -m training train --arch vgg19 --epochs "$ship_epochs" \
             --batch-size 128 --lr 0.1 --nesterov --cycle-momentum --weight-decay 5e-4 --soft-targets \
             --augment flip,crop,rotate,erase --threads 2 --output-dir /tmp/ship --resume "${shares[@]}" \
             >/tmp/ship/train.log 2>&1 &
         ship_pid=$!
     fi
-    timeout "${GRID_SECONDS:-500}" python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" \
+    timeout "$left" python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" \
         --output-dir "$output" "${shares[@]}" --jobs "${GRID_JOBS:-14}" --threads 1 --work-dir /tmp/grid-work ||
         status=$?
     # the runs that finished, if the time ran out
-    python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" --output-dir "$output" "${shares[@]}" --table-only
+    python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" --output-dir "$output" "${shares[@]}" \
+        --table-only || status=$?  # the archive below is written even so
     mkdir -p "$output/logs"
     cp /tmp/grid-work/*.log "$output/logs/" 2>/dev/null || true
     ship_status=0

@@ -30,8 +30,9 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data
 EVAL_SUBSET_SEED = 20160101
 SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "valid_macro_f1", "seconds"]
 # Settings a resumed run must share with the run that wrote last.pth: they shape the model's
-# outputs, the optimizer state or the schedule that last.pth holds.
-RESUME_FIXED = ("arch", "label_mode", "opt", "sched", "cycle_momentum")
+# outputs, the optimizer state or the schedule that last.pth holds. The optimizer's own settings are
+# among them because loading its state brings back the saved ones: a new value would be ignored.
+RESUME_FIXED = ("arch", "label_mode", "opt", "sched", "cycle_momentum", "lr", "momentum", "nesterov", "weight_decay")
 # Settings that also fix the order of an epoch's batches: a resume inside an epoch needs them
 # unchanged, and the same number of training faces (other data options change it).
 MID_EPOCH_FIXED = ("batch_size", "seed", "train_fraction", "offline_triple")
@@ -214,6 +215,14 @@ def saved_arguments(saved: dict) -> dict:
     return saved
 
 
+def _setting(key: str, value) -> str:
+    """One training setting as its command line says it: "--lr 0.1", "--nesterov", "no --nesterov"."""
+    option = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return option if value else f"no {option}"
+    return f"{option} {value}"
+
+
 def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device,
                 train_faces: int) -> tuple[int, float, dict | None, str | None]:
     """Load ``path`` (last.pth) into model, optimizer and loss scaler and restore torch's random
@@ -230,9 +239,8 @@ def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device
         within = None
     for key in RESUME_FIXED + (MID_EPOCH_FIXED if within else ()):
         if key in saved and saved[key] != getattr(args, key):
-            option = "--" + key.replace("_", "-")
-            raise CheckpointError(f"--resume: {path} was trained with {option} {saved[key]}, this run asks for "
-                                  f"{option} {getattr(args, key)}; keep it or use another --output-dir")
+            raise CheckpointError(f"--resume: {path} was trained with {_setting(key, saved[key])}, this run asks for "
+                                  f"{_setting(key, getattr(args, key))}; keep it or use another --output-dir")
     if within and within.get("faces", train_faces) != train_faces:
         raise CheckpointError(f"--resume: {path} stopped inside an epoch of {within['faces']} training faces, this "
                               f"run has {train_faces}; keep that run's data options or use another --output-dir")

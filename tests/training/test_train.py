@@ -232,12 +232,20 @@ def test_resume_refuses_another_model_or_a_damaged_state(small_data: Path, isola
     with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} was trained with --arch "
                                                         "seed_resnet34, this run asks for --arch seed_resnet50")):
         train.main(train.get_args_parser().parse_args(argv))
+    # The optimizer's settings come back from last.pth, so a new value would be silently ignored.
+    for option, value, said in [("--lr", "0.02", "--lr 0.01, this run asks for --lr 0.02"),
+                                ("--weight-decay", "0", "--weight-decay 0.0005, this run asks for --weight-decay 0.0"),
+                                ("--momentum", "0.5", "--momentum 0.9, this run asks for --momentum 0.5"),
+                                ("--nesterov", None, "no --nesterov, this run asks for --nesterov")]:
+        argv = [*_train_argv(small_data, run, "--epochs", "2", "--resume"), option, *([value] if value else [])]
+        with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} was trained with {said}")):
+            train.main(train.get_args_parser().parse_args(argv))
     # A run saved before --cycle-momentum existed cycled its one-cycle momentum: a resume must keep that.
     state = torch.load(run / "last.pth", weights_only=True)
     del state["args"]["cycle_momentum"]
     torch.save(state, run / "last.pth")
     with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} was trained with "
-                                                        "--cycle-momentum True, this run asks for --cycle-momentum False")):
+                                                        "--cycle-momentum, this run asks for no --cycle-momentum")):
         train.main(train.get_args_parser().parse_args(_train_argv(small_data, run, "--epochs", "2", "--resume")))
     (run / "last.pth").write_bytes((run / "last.pth").read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=re.escape(f"--resume: {run / 'last.pth'} is not a readable training state")):
@@ -497,6 +505,12 @@ def test_compare_trains_runs_in_parallel_processes(small_data: Path, isolated_ca
     (tmp_path / "results" / "README.md").unlink()
     assert compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"])) == []
     assert (tmp_path / "results" / "README.md").read_text() == table
+    # Under another budget the table lists no run of this one, which it would mislabel.
+    argv[argv.index("--budget-epochs") + 1] = "2"
+    compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"]))
+    table = (tmp_path / "results" / "README.md").read_text()
+    assert "**Budget of these numbers:** 2 epoch(s)" in table and "| [" not in table
+    assert "Not run yet at this budget: " in table and "seed_resnet34" in table.split("Not run yet at this budget: ")[1]
 
 
 def test_a_failed_parallel_run_is_one_line_naming_its_log(small_data: Path, isolated_cache: Path, tmp_path: Path,
