@@ -347,8 +347,8 @@ def test_data_options_take_the_faces_they_say(small_data: Path, isolated_cache: 
         return train.prepare_data(train.get_args_parser().parse_args(_train_argv(small_data, tmp_path, *extra)))
 
     full = prepared()
-    with pytest.raises(ValueError, match=rf"--train-fraction 0.01 keeps none of the {len(full['train'])} training"):
-        prepared("--train-fraction", "0.01")
+    with pytest.raises(ValueError, match=rf"--train-fraction 0.001 keeps none of the {len(full['train'])} training"):
+        prepared("--train-fraction", "0.001")
     # --eval-fraction takes the same faces whatever the seed, so runs of a grid are scored alike.
     half, other_seed = prepared("--eval-fraction", "0.5"), prepared("--eval-fraction", "0.5", "--seed", "7")
     for name in ("valid", "test"):

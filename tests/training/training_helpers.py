@@ -9,7 +9,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 # Rows kept from the start of each Usage block of fer2013.csv / fer2013new.csv.
-ROWS_PER_USAGE = {"Training": 48, "PublicTest": 32, "PrivateTest": 32}
+ROWS_PER_USAGE = {"Training": 160, "PublicTest": 64, "PrivateTest": 64}
 FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
 
 
