@@ -593,6 +593,29 @@ def test_compare_trains_again_a_run_left_under_another_budget(small_data: Path, 
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
 
 
+def test_a_publish_stopped_part_way_leaves_no_run_that_looks_finished(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The folder holds a run published under an older budget; the new run's files replace them.
+    run_dir, out_dir = tmp_path / "work", tmp_path / "results"
+    for folder, epochs in ((run_dir, 2), (out_dir, 1)):
+        folder.mkdir()
+        (folder / "summary.csv").write_text(",".join(train.SUMMARY_FIELDS) + "\n")
+        (folder / "args.json").write_text(json.dumps({"epochs": epochs}))
+        (folder / "test_metrics.json").write_text("{}")
+    copy = shutil.copyfile
+
+    def stop_at_the_metrics(source: Path, target: Path) -> None:
+        if Path(source).name == "test_metrics.json":
+            raise OSError("stopped")
+        copy(source, target)
+
+    monkeypatch.setattr(compare.shutil, "copyfile", stop_at_the_metrics)
+    with pytest.raises(OSError, match="stopped"):
+        compare.publish(compare.select_runs(["seed_resnet34"])[0], run_dir, out_dir)
+    assert json.loads((out_dir / "args.json").read_text()) == {"epochs": 2}
+    assert not (out_dir / "test_metrics.json").exists()  # the older budget's metrics are gone
+
+
 def test_published_comparison_counts_as_finished_under_its_documented_budget(tmp_path: Path) -> None:
     # training/README.md's command must find the 14 committed runs done, not train them again, also
     # after options that do not change what a run computes (such as --save-minutes) were added.
