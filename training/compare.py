@@ -246,6 +246,7 @@ def write_table(runs: list[Run], args) -> Path:
     """training/results/README.md: the study's figure beside ours for every run published under this
     comparison's budget (a run published under another budget is listed as not run yet)."""
     out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)  # --table-only before any run was published
     published = [run for run in runs if is_finished(out / run.name, train.args_dict(train_arguments(run, args, out)))]
     lines = [
         "# Model comparison on FER+ (official protocol)",

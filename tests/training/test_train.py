@@ -505,6 +505,9 @@ def test_compare_trains_runs_in_parallel_processes(small_data: Path, isolated_ca
     (tmp_path / "results" / "README.md").unlink()
     assert compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"])) == []
     assert (tmp_path / "results" / "README.md").read_text() == table
+    empty = tmp_path / "none-yet"  # a grid stopped before its first run: the table says so
+    compare.main(compare.get_args_parser().parse_args([*argv, "--table-only", "--output-dir", str(empty)]))
+    assert "Not run yet at this budget: " in (empty / "README.md").read_text()
     # Under another budget the table lists no run of this one, which it would mislabel.
     argv[argv.index("--budget-epochs") + 1] = "2"
     compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"]))
