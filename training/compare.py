@@ -164,7 +164,7 @@ def execute(run: Run, args, work_dir: Path) -> None:
     """
     run_dir = work_dir / run.name
     argv = run_arguments(run, args, work_dir)
-    train_args = train_arguments(run, args, work_dir)
+    train_args = train.get_args_parser().parse_args(argv)
     wanted = train.args_dict(train_args)
     if is_finished(args.output_dir / run.name, wanted):
         # Published by an earlier session whose work folder may be gone.
