@@ -247,6 +247,7 @@ def write_table(runs: list[Run], args) -> Path:
     comparison's budget (a run published under another budget is listed as not run yet)."""
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)  # --table-only before any run was published
+    # A published run was trained under this budget, so its epochs and share are the budget's.
     published = [run for run in runs if is_finished(out / run.name, train.args_dict(train_arguments(run, args, out)))]
     lines = [
         "# Model comparison on FER+ (official protocol)",
@@ -274,13 +275,12 @@ def write_table(runs: list[Run], args) -> Path:
     for run in published:
         metrics = json.loads((out / run.name / "test_metrics.json").read_text())
         baseline = baseline or majority_class_share(metrics["confusion"])
-        run_args = json.loads((out / run.name / "args.json").read_text())
         scored = int(sum(sum(r) for r in metrics["confusion"]))
         original = f"{run.original_percent:.1f}%" if run.original_percent is not None else "n/a"
         lines.append(
             f"| [{run.name}]({run.name}/) | {run.description} | {original} | {100 * metrics['accuracy']:.1f}% | "
-            f"{100 * metrics['macro_f1']:.1f}% | {scored:,} | {run_args['epochs']} | "
-            f"{100 * run_args['train_fraction']:g}% |")
+            f"{100 * metrics['macro_f1']:.1f}% | {scored:,} | {args.budget_epochs} | "
+            f"{100 * args.train_fraction:g}% |")
     if baseline is not None:
         lines += ["", f"A model that says {baseline[0]} for every face scores {100 * baseline[1]:.1f}% on these faces: "
                   "runs near that figure have not yet learned more than the most common class."]
