@@ -213,6 +213,12 @@ def evaluate(model: nn.Module, split: FaceSplit, args, device: torch.device, tta
     A model with extra outputs (the original study's unknown and NF) is scored on its first 8.
     """
     logits = predict_logits(model, split.images, args.mean, args.std, device, args.amp, tta_flip=tta_flip)
+    return metrics_from_logits(logits, split)
+
+
+def metrics_from_logits(logits: np.ndarray, split: FaceSplit) -> dict:
+    """Official-protocol metrics of logits (N, >= 8) for the faces of a majority-mode split, in order;
+    columns after the 8 emotions are left out."""
     num_classes = len(split.classes)
     predicted = logits[:, :num_classes].argmax(axis=1)
     metrics = classification_metrics(split.labels, predicted, num_classes)

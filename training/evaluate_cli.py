@@ -1,4 +1,8 @@
-"""python -m training evaluate: a checkpoint's official-protocol metrics and confusion matrix."""
+"""python -m training evaluate: a checkpoint's official-protocol metrics and confusion matrix.
+
+Given several checkpoints it scores their ensemble (the mean of their logits): a measure of how much a
+stronger teacher than one model there is to learn from, not a model the app runs.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, load_checkpoint
 from fermonitor.core.device import pick_device
 from training.data import DataPaths, load_splits
-from training.engine import evaluate
+from training.engine import metrics_from_logits, predict_logits
 from training.train import DEFAULT_DATA_DIR, non_negative_int
 
 log = logging.getLogger(__name__)
@@ -24,7 +27,8 @@ SPLIT_NAMES = {"test": "FER2013Test (PrivateTest)", "valid": "FER2013Valid (Publ
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Score a checkpoint on the official FER+ protocol", add_help=add_help)
-    p.add_argument("--checkpoint", type=Path, required=True, help="a fermonitor checkpoint (.pt)")
+    p.add_argument("--checkpoint", type=Path, nargs="+", required=True,
+                   help="a fermonitor checkpoint (.pt); several: their ensemble, the mean of their logits")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="folder with fer2013.csv(.gz), fer2013new.csv and ferplus/")
     p.add_argument("--split", default="test", choices=sorted(SPLIT_NAMES),
@@ -54,28 +58,43 @@ def format_report(metrics: dict, classes: tuple[str, ...], title: str) -> str:
     return "\n".join(lines)
 
 
+def load_scorable(path: Path):
+    """The model and description at ``path``; ValueError when FER+ faces cannot be scored with it."""
+    model, meta = load_checkpoint(path)
+    if tuple(meta.classes[: len(FERPLUS_CLASSES)]) != FERPLUS_CLASSES:
+        raise ValueError(f"checkpoint {path} classes {meta.classes} do not start with the FER+ emotions "
+                         f"{FERPLUS_CLASSES}")
+    if meta.input_size != 48:
+        raise ValueError(f"checkpoint {path} expects {meta.input_size}px faces; FER+ faces are 48px")
+    return model, meta
+
+
 def main(args) -> dict:
-    """Evaluate ``args.checkpoint`` on the chosen split, print the report and return the metrics."""
+    """Evaluate ``args.checkpoint`` (or the ensemble of several) on the chosen split, print the report
+    and return the metrics."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    model, meta = load_checkpoint(args.checkpoint)
-    if tuple(meta.classes[: len(FERPLUS_CLASSES)]) != FERPLUS_CLASSES:
-        raise ValueError(f"checkpoint {args.checkpoint} classes {meta.classes} do not start with the FER+ emotions "
-                         f"{FERPLUS_CLASSES}")
-    if meta.input_size != 48:
-        raise ValueError(f"checkpoint {args.checkpoint} expects {meta.input_size}px faces; FER+ faces are 48px")
+    loaded = [load_scorable(path) for path in args.checkpoint]
+    for path, (_, meta) in zip(args.checkpoint[1:], loaded[1:], strict=True):
+        if meta.classes != loaded[0][1].classes:
+            raise ValueError(f"checkpoint {path} has classes {meta.classes}, but {args.checkpoint[0]} has "
+                             f"{loaded[0][1].classes}: an ensemble averages the logits of the same classes")
     split = load_splits(DataPaths.in_folder(args.data_dir))[args.split]
-    settings = SimpleNamespace(mean=meta.mean, std=meta.std, amp=False)
-    metrics = evaluate(model.to(device), split, settings, device, tta_flip=args.tta_flip)
-    title = (f"{args.checkpoint} ({meta.arch}) on {SPLIT_NAMES[args.split]}, official majority labels"
+    logits = sum(predict_logits(model.to(device), split.images, meta.mean, meta.std, device, amp=False,
+                                tta_flip=args.tta_flip) for model, meta in loaded) / len(loaded)
+    metrics = metrics_from_logits(logits, split)
+    archs = sorted({meta.arch for _, meta in loaded})
+    scored = (f"{args.checkpoint[0]} ({archs[0]})" if len(loaded) == 1 else
+              f"the ensemble of {len(loaded)} checkpoints ({', '.join(archs)}: mean logits)")
+    title = (f"{scored} on {SPLIT_NAMES[args.split]}, official majority labels"
              + (", flip TTA" if args.tta_flip else ""))
     sys.stdout.write(format_report(metrics, FERPLUS_CLASSES, title) + "\n")
     if args.plot is not None:
         from training.plots import plot_confusion
 
         plot_confusion(metrics["confusion"], FERPLUS_CLASSES, args.plot,
-                       title=f"{meta.arch} {args.split}: accuracy {100 * metrics['accuracy']:.2f}%")
+                       title=f"{'+'.join(archs)} {args.split}: accuracy {100 * metrics['accuracy']:.2f}%")
         log.info("confusion matrix written to %s", args.plot)
     if args.json is not None:
         args.json.write_text(json.dumps(metrics, indent=2) + "\n")

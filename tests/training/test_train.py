@@ -27,7 +27,13 @@ from fermonitor.core.checkpoint import (
 from fermonitor.core.models import build_model
 from training import average, compare, evaluate_cli, export, train
 from training.data import DataPaths, load_splits
-from training.engine import draw_labels, to_input, train_one_epoch
+from training.engine import (
+    draw_labels,
+    metrics_from_logits,
+    predict_logits,
+    to_input,
+    train_one_epoch,
+)
 
 # The cheapest registered model per face: the original study's ResNet34 (stride-2 stem and max-pool).
 CHEAP_ARCH = "seed_resnet34"
@@ -464,6 +470,34 @@ def test_evaluate_prints_the_protocol_metrics(small_data: Path, isolated_cache: 
     assert f"accuracy:  {100 * metrics['accuracy']:.2f}%" in out and "macro-F1" in out
     assert all(name in out for name in FERPLUS_CLASSES) and "FER2013Valid" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_scores_the_ensemble_of_several_checkpoints_on_their_mean_logits(
+        small_data: Path, isolated_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        one_thread: None) -> None:
+    first = _random_checkpoint(tmp_path / "first.pt")
+    torch.manual_seed(2)
+    second = tmp_path / "second.pt"
+    save_checkpoint(second, build_model(CHEAP_ARCH, num_classes=10),
+                    ModelMeta(CHEAP_ARCH, FERPLUS_CLASSES + ("unknown", "NF"), mean=0.4, std=0.3), half=False)
+    data = ["--data-dir", str(small_data), "--split", "valid", "--tta-flip"]
+    metrics = evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(["--checkpoint", str(first), str(second), *data]))
+    assert "the ensemble of 2 checkpoints (seed_resnet34: mean logits)" in capsys.readouterr().out
+
+    valid = load_splits(DataPaths.in_folder(small_data))["valid"]
+    each = []
+    for path in (first, second):  # each with its own normalisation
+        model, meta = load_checkpoint(path)
+        each.append(predict_logits(model, valid.images, meta.mean, meta.std, torch.device("cpu"), amp=False,
+                                   tta_flip=True))
+    expected = metrics_from_logits((each[0] + each[1]) / 2, valid)
+    assert metrics["confusion"] == expected["confusion"] and metrics["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert all(abs(metrics["loss"] - metrics_from_logits(one, valid)["loss"]) > 1e-4 for one in each)
+
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, build_model(CHEAP_ARCH, num_classes=8), ModelMeta(CHEAP_ARCH, FERPLUS_CLASSES), half=False)
+    assert training_main.main(["evaluate", "--checkpoint", str(first), str(other), *data]) == 1
+    assert capsys.readouterr().err.startswith(f"training evaluate: error: checkpoint {other} has classes ('neutral', ")
 
 
 def test_evaluate_and_export_refuse_what_they_cannot_score_or_would_overwrite(
