@@ -1,7 +1,7 @@
 """python -m training evaluate: a checkpoint's official-protocol metrics and confusion matrix.
 
-Given several checkpoints it scores their ensemble (the mean of their logits): a measure of how much a
-stronger teacher than one model there is to learn from, not a model the app runs.
+Given several checkpoints it scores their ensemble (the mean of their logits): how strong a teacher
+they would make for distillation, not a model the app runs.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from fermonitor.core.checkpoint import FERPLUS_CLASSES, load_checkpoint
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, load_checkpoint
 from fermonitor.core.device import pick_device
 from training.data import DataPaths, load_splits
 from training.engine import metrics_from_logits, predict_logits
@@ -58,7 +59,7 @@ def format_report(metrics: dict, classes: tuple[str, ...], title: str) -> str:
     return "\n".join(lines)
 
 
-def load_scorable(path: Path):
+def load_scorable(path: Path) -> tuple[nn.Module, ModelMeta]:
     """The model and description at ``path``; ValueError when FER+ faces cannot be scored with it."""
     model, meta = load_checkpoint(path)
     if tuple(meta.classes[: len(FERPLUS_CLASSES)]) != FERPLUS_CLASSES:
