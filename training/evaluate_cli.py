@@ -77,10 +77,11 @@ def main(args) -> dict:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     loaded = [load_scorable(path) for path in args.checkpoint]
+    first_classes = loaded[0][1].classes
     for path, (_, meta) in zip(args.checkpoint[1:], loaded[1:], strict=True):
-        if meta.classes != loaded[0][1].classes:
+        if meta.classes != first_classes:
             raise ValueError(f"checkpoint {path} has classes {meta.classes}, but {args.checkpoint[0]} has "
-                             f"{loaded[0][1].classes}: an ensemble averages the logits of the same classes")
+                             f"{first_classes}: an ensemble averages the logits of the same classes")
     split = load_splits(DataPaths.in_folder(args.data_dir))[args.split]
     logits = sum(predict_logits(model.to(device), split.images, meta.mean, meta.std, device, amp=False,
                                 tta_flip=args.tta_flip) for model, meta in loaded) / len(loaded)
