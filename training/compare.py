@@ -268,8 +268,9 @@ def write_table(runs: list[Run], args) -> Path:
         "without batch norm, ResNets with the batch norm torchvision gives them; 10 outputs, scored here on "
         "their 8 emotion outputs); the others are our 48x48 models with batch norm.",
         "",
-        "| run | what | original study | ours: test accuracy | ours: macro-F1 | faces scored | epochs | share of training data |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | what | original study | ours: test accuracy | ours: macro-F1 | faces scored | epochs "
+        "| share of training data | precision |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     baseline = None
     for run in published:
@@ -277,10 +278,12 @@ def write_table(runs: list[Run], args) -> Path:
         baseline = baseline or majority_class_share(metrics["confusion"])
         scored = int(sum(sum(r) for r in metrics["confusion"]))
         original = f"{run.original_percent:.1f}%" if run.original_percent is not None else "n/a"
+        # --amp auto picks the precision per machine, so a grid finished across machines can mix them.
+        autocast = json.loads((out / run.name / "args.json").read_text())["amp"]
         lines.append(
             f"| [{run.name}]({run.name}/) | {run.description} | {original} | {100 * metrics['accuracy']:.1f}% | "
             f"{100 * metrics['macro_f1']:.1f}% | {scored:,} | {args.budget_epochs} | "
-            f"{100 * args.train_fraction:g}% |")
+            f"{100 * args.train_fraction:g}% | {'bf16/fp16 autocast' if autocast else 'fp32'} |")
     if baseline is not None:
         lines += ["", f"A model that says {baseline[0]} for every face scores {100 * baseline[1]:.1f}% on these faces: "
                   "runs near that figure have not yet learned more than the most common class."]

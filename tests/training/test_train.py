@@ -578,6 +578,13 @@ def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolat
     checkpoint_time = (tmp_path / "work" / "seed_resnet34" / "best.pt").stat().st_mtime_ns
     compare.main(compare.get_args_parser().parse_args(argv))
     assert (tmp_path / "work" / "seed_resnet34" / "best.pt").stat().st_mtime_ns == checkpoint_time
+    # The precision column is the run's own: flip it in args.json and the rewritten table follows.
+    for amp, precision in ((False, "fp32"), (True, "bf16/fp16 autocast")):
+        recorded = json.loads((published / "args.json").read_text())
+        (published / "args.json").write_text(json.dumps({**recorded, "amp": amp}))
+        compare.main(compare.get_args_parser().parse_args([*argv, "--table-only"]))
+        row = (tmp_path / "results" / "README.md").read_text().split("| [seed_resnet34]")[1].split("\n")[0]
+        assert row.endswith(f"| 1 | 100% | {precision} |")
     shutil.rmtree(tmp_path / "work")  # a later session: only the published results are left
     published_args = json.loads((published / "args.json").read_text())
     del published_args["keep_epochs"]  # published before that option existed: it changes no result
