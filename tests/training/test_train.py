@@ -660,11 +660,13 @@ def test_a_publish_stopped_part_way_leaves_no_run_that_looks_finished(tmp_path: 
     assert not (out_dir / "test_metrics.json").exists()  # the older budget's metrics are gone
 
 
-def test_published_comparison_counts_as_finished_under_its_documented_budget(tmp_path: Path) -> None:
-    # training/README.md's command must find the 14 committed runs done, not train them again, also
-    # after options that do not change what a run computes (such as --save-minutes) were added.
-    published = Path(__file__).resolve().parents[2] / "training" / "results"
-    args = compare.get_args_parser().parse_args(["--budget-epochs", "2", "--train-fraction", "0.25",
+@pytest.mark.parametrize(("folder", "epochs"), [("results", "2"), ("results/budget-4x25", "4")])
+def test_published_comparison_counts_as_finished_under_its_documented_budget(
+        tmp_path: Path, folder: str, epochs: str) -> None:
+    # training/README.md's commands must find the 14 committed runs of each budget done, not train them
+    # again, also after options that do not change what a run computes (such as --save-minutes) were added.
+    published = Path(__file__).resolve().parents[2] / "training" / folder
+    args = compare.get_args_parser().parse_args(["--budget-epochs", epochs, "--train-fraction", "0.25",
                                                  "--eval-fraction", "1.0", "--threads", "2", "--no-progress"])
     for run in compare.select_runs(None):
         wanted = train.args_dict(train.get_args_parser().parse_args(compare.run_arguments(run, args, tmp_path)))
