@@ -7,7 +7,7 @@ import platform
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,25 +34,42 @@ class Gallery:
 
 
 def make_gallery(faces: np.ndarray, face_side_px: int = FACE_SIDE_PX,
-                 size: tuple[int, int] = GALLERY_SIZE_PX, grid: tuple[int, int] = GALLERY_GRID) -> Gallery:
-    """Place up to columns x rows grey faces (N, 48, 48), upscaled, one per tile, centred."""
+                 size: tuple[int, int] = GALLERY_SIZE_PX, grid: tuple[int, int] = GALLERY_GRID,
+                 sides: Sequence[int] | None = None, rolls: Sequence[float] | None = None,
+                 offsets: Sequence[tuple[int, int]] | None = None) -> Gallery:
+    """Place up to columns x rows grey faces (N, 48, 48), upscaled, one per tile, centred.
+
+    ``sides`` gives each face its own side (default ``face_side_px``); ``rolls`` turns each face by
+    that many degrees (counter-clockwise on screen) about its centre, the corners it uncovers in the
+    tile's colour, as a head tilted in a call looks; ``offsets`` shifts each face from its tile's
+    centre by (dx, dy) pixels. ``boxes[i]`` is the upright square the face was drawn in.
+    """
     columns, rows = grid
     width, height = size
     if len(faces) > columns * rows:
         raise ValueError(f"{len(faces)} faces do not fit a {columns}x{rows} gallery")
     tile_w, tile_h = width // columns, height // rows
-    if face_side_px > min(tile_w, tile_h):
-        raise ValueError(f"face side {face_side_px} px does not fit a {tile_w}x{tile_h} px tile")
+    sides = [face_side_px] * len(faces) if sides is None else list(sides)
+    if max(sides, default=0) > min(tile_w, tile_h):
+        raise ValueError(f"face side {max(sides)} px does not fit a {tile_w}x{tile_h} px tile")
     image = np.empty((height, width, 3), np.uint8)
     image[:] = BACKGROUND_BGR
     boxes = []
     for i, face in enumerate(faces):
+        side = sides[i]
         col, row = i % columns, i // columns
-        x = col * tile_w + (tile_w - face_side_px) // 2
-        y = row * tile_h + (tile_h - face_side_px) // 2
-        big = cv2.resize(face, (face_side_px, face_side_px), interpolation=cv2.INTER_CUBIC)
-        image[y : y + face_side_px, x : x + face_side_px] = big[:, :, None]
-        boxes.append((x, y, face_side_px, face_side_px))
+        dx, dy = offsets[i] if offsets is not None else (0, 0)
+        x = min(max(0, col * tile_w + (tile_w - side) // 2 + dx), width - side)
+        y = min(max(0, row * tile_h + (tile_h - side) // 2 + dy), height - side)
+        big = cv2.cvtColor(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+        region = image[y : y + side, x : x + side]
+        if rolls is not None and rolls[i] != 0:
+            turn = cv2.getRotationMatrix2D((side / 2, side / 2), float(rolls[i]), 1.0)
+            mask = cv2.warpAffine(np.full((side, side), 255, np.uint8), turn, (side, side)) > 127
+            region[mask] = cv2.warpAffine(big, turn, (side, side), flags=cv2.INTER_LINEAR)[mask]
+        else:
+            region[:] = big
+        boxes.append((x, y, side, side))
     return Gallery(image, boxes)
 
 
@@ -65,10 +82,22 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union else 0.0
 
 
+def inside(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> float:
+    """The share of ``inner``'s area inside ``outer``."""
+    ix = max(0, min(inner[0] + inner[2], outer[0] + outer[2]) - max(inner[0], outer[0]))
+    iy = max(0, min(inner[1] + inner[3], outer[1] + outer[3]) - max(inner[1], outer[1]))
+    return ix * iy / (inner[2] * inner[3]) if inner[2] * inner[3] else 0.0
+
+
 def match_boxes(truth: list[tuple[int, int, int, int]], found: list[tuple[int, int, int, int]],
-                min_iou: float) -> list[int | None]:
-    """For each true box, the index of the found box matched to it (greedy by IoU), or None."""
-    pairs = sorted(((iou(t, f), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found)), reverse=True)
+                min_iou: float, min_inside: float | None = None) -> list[int | None]:
+    """For each true box, the index of the found box matched to it (greedy by IoU), or None.
+
+    With ``min_inside``, a found box lying at least that share inside a true box also matches it
+    (after the IoU matches): a photo in which the face is smaller than the photo.
+    """
+    score = (lambda t, f: max(iou(t, f), min_iou if inside(f, t) >= min_inside else 0.0)) if min_inside else iou
+    pairs = sorted(((score(t, f), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found)), reverse=True)
     matched: list[int | None] = [None] * len(truth)
     used: set[int] = set()
     for score, ti, fi in pairs:

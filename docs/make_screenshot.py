@@ -40,14 +40,14 @@ log = logging.getLogger("make_screenshot")
 
 
 def pick_faces(count: int) -> np.ndarray:
-    """Real FER2013 faces the Haar detector finds once upscaled."""
+    """Real FER2013 faces the default detector (YuNet) finds once upscaled."""
     from fermonitor.core.detection import create_detector
     from training.data import read_fer2013
 
     if not DATA.is_file():
         raise SystemExit(f"real FER2013 data not found at {DATA}")
     images, _, _ = read_fer2013(DATA)
-    detector = create_detector("haar")
+    detector = create_detector("yunet")
     chosen = []
     for face in images[::7]:
         tile = cv2.cvtColor(cv2.resize(face, (TILE_PX, TILE_PX), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)

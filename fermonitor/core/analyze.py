@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fermonitor.core.classifier import load_classifier
-from fermonitor.core.detection import create_detector
+from fermonitor.core.detection import detector_from_settings
 from fermonitor.core.pipeline import Pipeline
 from fermonitor.core.session import SessionWriter, check_not_the_video
 from fermonitor.core.settings import Settings
@@ -80,8 +80,7 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
     source.open()
     try:
         classifier = load_classifier(model, device=settings.analysis.device)
-        face_detector = create_detector(settings.analysis.detector,
-                                        max_side_px=settings.analysis.detector_max_side_px)
+        face_detector = detector_from_settings(settings.analysis)
         pipeline = Pipeline(classifier, face_detector, settings)
         people: set[int] = set()
         steps = 0

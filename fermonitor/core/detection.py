@@ -1,36 +1,80 @@
-"""Face detectors behind a registry; the default is OpenCV's Haar frontal-face cascade."""
+"""Face detectors behind a registry: YuNet (the default, with scores and landmarks) and Haar."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from fermonitor.core.preprocess import to_grey
+from fermonitor.core.preprocess import face_square, to_grey
 from fermonitor.core.registry import Registry
-from fermonitor.core.resources import cascade_path
+from fermonitor.core.resources import cascade_path, yunet_model_path
 from fermonitor.core.results import Box
+from fermonitor.core.settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_SIDE_PX = 640  # detection runs on a copy whose longest side is at most this
+DEFAULT_MAX_SIDE_PX = 640  # Haar runs on a copy whose longest side is at most this
 CASCADE_WINDOW_PX = 24  # the frontal-face cascade's own window; nothing smaller is found
+
+# The shipped YuNet file (resources/models/NOTICE-yunet.md): its size and sha256 are checked on load.
+YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+YUNET_BYTES = 229_738
+YUNET_STRIDES = (8, 16, 32)  # the network's three output levels, input pixels per cell
+YUNET_DIVISOR = 32  # the network's input sides must be multiples of this; frames are zero-padded
+LFS_POINTER_PREFIX = b"version https://git-lfs"
+# The network's input is at most this many pixels (1280x720 at scale 1.75): a 1080p or 4K frame is
+# scaled by less, so one full-frame search costs at most ~70 ms on 2 cores (benchmarks/gallery_eval.py).
+YUNET_MAX_INPUT_PIXELS = 2_822_400
+# Searching near tracked faces: each face's square, this many times its side, is resized to a
+# NEAR_CELL_PX cell of one mosaic that the network sees once; the face comes out about 112 px wide.
+NEAR_CONTEXT = 2.0
+NEAR_CELL_PX = 224
+# Near a face tracked a moment ago the score threshold is this much lower: the prior says a face is
+# there, and a face that flickers across the threshold would otherwise cost a whole-frame search.
+NEAR_SCORE_SLACK = 0.1
+
+Point = tuple[float, float]
 
 
 class DetectorError(ValueError):
     """A detector that cannot be created: unknown name, bad option or missing model file."""
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One face found in an image.
+
+    ``box`` (x, y, w, h) in the image's pixels; ``score`` the detector's confidence in 0-1, None
+    when it gives none (Haar); ``landmarks`` five points in image pixels, in YuNet's order: the
+    person's right eye, left eye, nose tip, right and left mouth corners (so the right eye lies on
+    the image's left), None when the detector gives none.
+    """
+
+    box: Box
+    score: float | None = None
+    landmarks: tuple[Point, Point, Point, Point, Point] | None = None
+
+    def eye_angle_deg(self) -> float | None:
+        """The roll of the eye line in degrees (positive: clockwise on screen), None without landmarks."""
+        if self.landmarks is None:
+            return None
+        (rx, ry), (lx, ly) = self.landmarks[0], self.landmarks[1]
+        return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+
+
 class FaceDetector(Protocol):
-    """Finds faces in a BGR, BGRA or grey image; boxes are (x, y, w, h) in that image's pixels."""
+    """Finds faces in a BGR, BGRA or grey image, largest first."""
 
     name: str
 
-    def detect(self, image: np.ndarray) -> list[Box]: ...
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
 
 
 DetectorFactory = Callable[..., FaceDetector]
@@ -40,13 +84,13 @@ register_detector = _REGISTRY.register
 list_detectors = _REGISTRY.names
 
 
-def create_detector(name: str = "haar", **options: Any) -> FaceDetector:
+def create_detector(name: str = "yunet", **options: Any) -> FaceDetector:
     """Build a registered detector.
 
     Raises
     ------
     DetectorError
-        For an unknown name, an unknown option, or a missing model file.
+        For an unknown name, an unknown option, or a missing or damaged model file.
     """
     if name not in _REGISTRY:
         raise DetectorError(f"unknown detector {name!r}; available: {', '.join(list_detectors())}")
@@ -66,8 +110,25 @@ def downscale(grey: np.ndarray, max_side_px: int) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), scale
 
 
+def clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box | None:
+    """Round a corner-form box to whole pixels inside a ``width`` x ``height`` image; None if empty."""
+    ix0, iy0 = max(0, round(x0)), max(0, round(y0))
+    ix1, iy1 = min(width, round(x1)), min(height, round(y1))
+    if ix1 - ix0 < 1 or iy1 - iy0 < 1:
+        return None
+    return (ix0, iy0, ix1 - ix0, iy1 - iy0)
+
+
+def inside_fraction(inner: Box, outer: Box) -> float:
+    """The share of ``inner``'s area that lies inside ``outer``."""
+    iw = max(0, min(inner[0] + inner[2], outer[0] + outer[2]) - max(inner[0], outer[0]))
+    ih = max(0, min(inner[1] + inner[3], outer[1] + outer[3]) - max(inner[1], outer[1]))
+    area = inner[2] * inner[3]
+    return iw * ih / area if area > 0 else 0.0
+
+
 class HaarDetector:
-    """OpenCV's Viola-Jones frontal-face cascade run on a downscaled grey copy.
+    """OpenCV's Viola-Jones frontal-face cascade run on a downscaled grey copy (no score, no landmarks).
 
     Parameters
     ----------
@@ -115,8 +176,8 @@ class HaarDetector:
         self.min_face_px = min_face_px
         self.equalize = equalize
 
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Faces in ``image`` as (x, y, w, h) in its own pixels, largest first."""
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in ``image``, boxes in its own pixels, largest first."""
         small, scale = downscale(to_grey(image), self.max_side_px)
         if self.equalize:
             small = cv2.equalizeHist(small)
@@ -125,15 +186,293 @@ class HaarDetector:
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
         )
         height, width = image.shape[:2]
-        boxes: list[Box] = []
+        faces = []
         for x, y, w, h in np.asarray(found).reshape(-1, 4):
-            x0, y0 = round(x / scale), round(y / scale)
-            x1, y1 = min(width, round((x + w) / scale)), min(height, round((y + h) / scale))
-            boxes.append((x0, y0, x1 - x0, y1 - y0))
-        boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
-        return boxes
+            box = clip_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
+            if box is not None:
+                faces.append(Detection(box))
+        faces.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
+        return faces
+
+
+def read_verified_model(path: Path, sha256: str | None, size: int | None = None, what: str = "model") -> bytes:
+    """The bytes of a model file, checked against its expected sha256 when one is given.
+
+    Raises
+    ------
+    DetectorError
+        One line naming the file: missing, unreadable, a Git LFS pointer, or not the expected bytes.
+    """
+    if not path.is_file():
+        raise DetectorError(f"{what} file {path} is missing")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DetectorError(f"{what} file {path} cannot be read ({exc.strerror or exc})") from exc
+    if data.startswith(LFS_POINTER_PREFIX):
+        raise DetectorError(f"{what} file {path} is a Git LFS pointer ({len(data)} bytes), not the model: "
+                            "fetch the real file (git lfs pull) or reinstall fermonitor")
+    if sha256 is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            expected = f"{size:,} bytes" if size is not None else "another file"
+            raise DetectorError(f"{what} file {path} is damaged or truncated: {len(data):,} bytes with sha256 "
+                                f"{digest[:16]}..., expected {expected} with sha256 {sha256[:16]}...")
+    return data
+
+
+class YuNetDetector:
+    """The YuNet CNN face detector (OpenCV Zoo, 2026may export): boxes, scores and five landmarks.
+
+    The network runs on onnxruntime (3-4x faster than OpenCV's DNN module on the same file, with the
+    same boxes) or, with ``backend="opencv"``, through ``cv2.FaceDetectorYN``.
+
+    Parameters
+    ----------
+    scale
+        The frame is resized by this factor before the network sees it. Above 1 finds smaller and
+        softer faces (a call gallery) at the cost of time growing with the pixel count; below 1 is
+        for large faces only. Boxes come back in the frame's pixels.
+    score_threshold
+        Lowest confidence kept (YuNet's score, the geometric mean of its class and objectness).
+    nms_threshold
+        IoU above which the weaker of two boxes is dropped.
+    max_inside
+        A box that lies this much (share of its area) inside a stronger box is dropped: the chin,
+        mouth or eye boxes that IoU-based suppression keeps beside a face.
+    model
+        The ONNX file; default the shipped one, whose sha256 is checked. Another file is loaded as is.
+    backend
+        ``"onnxruntime"`` or ``"opencv"``.
+    threads
+        onnxruntime's intra-op threads (0: its default, one per core).
+    """
+
+    name = "yunet"
+
+    def __init__(self, scale: float = 1.0, score_threshold: float = 0.6, nms_threshold: float = 0.3,
+                 max_inside: float = 0.6, model: str | Path | None = None, backend: str = "onnxruntime",
+                 threads: int = 0) -> None:
+        if not (0.1 <= scale <= 4.0):
+            raise DetectorError(f"yunet detector: scale {scale} is outside 0.1-4")
+        if not (0.0 < score_threshold < 1.0) or not (0.0 < nms_threshold <= 1.0) or not (0.0 < max_inside <= 1.0):
+            raise DetectorError(f"yunet detector: score_threshold {score_threshold}, nms_threshold {nms_threshold} "
+                                f"and max_inside {max_inside} must lie in (0, 1)")
+        if backend not in ("onnxruntime", "opencv"):
+            raise DetectorError(f"yunet detector: backend {backend!r} is not onnxruntime or opencv")
+        path = Path(model) if model is not None else yunet_model_path()
+        shipped = model is None
+        data = read_verified_model(path, YUNET_SHA256 if shipped else None, YUNET_BYTES, what="YuNet model")
+        self.scale = scale
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_inside = max_inside
+        self.backend = backend
+        self.path = path
+        self._run: Callable[[np.ndarray, float], np.ndarray]
+        try:
+            if backend == "onnxruntime":
+                self._run = _onnx_yunet(data, threads, nms_threshold)
+            else:
+                self._run = _opencv_yunet(data, nms_threshold)
+        except Exception as exc:  # onnxruntime and OpenCV raise their own types for a bad graph
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DetectorError(f"YuNet model file {path} cannot be loaded ({first})") from exc
+
+    def input_scale(self, width: int, height: int) -> float:
+        """The factor a ``width`` x ``height`` frame is resized by: ``scale``, capped in pixels."""
+        return min(self.scale, (YUNET_MAX_INPUT_PIXELS / max(1, width * height)) ** 0.5)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in the whole of ``image``, boxes and landmarks in its own pixels, largest first."""
+        height, width = image.shape[:2]
+        bgr = _to_bgr(image)
+        scale = self.input_scale(width, height)
+        if scale != 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        sx, sy = bgr.shape[1] / width, bgr.shape[0] / height
+        mapping = np.array([[1 / sx, 0.0, 0.0], [0.0, 1 / sy, 0.0]])
+        return self._finish(_map_rows(self._run(bgr, self.score_threshold), mapping), width, height)
+
+    def detect_near(self, image: np.ndarray, boxes: Sequence[Box]) -> list[Detection]:
+        """Faces near ``boxes`` only (the people already tracked), at a size the network finds best.
+
+        Each box's surroundings (``NEAR_CONTEXT`` times its face square) become one cell of a
+        mosaic, every face about 112 px wide whatever its size in the frame, and the network runs
+        once on the mosaic: for a few faces that is a fraction of a full-frame search. In each cell
+        the face nearest its centre is kept; boxes and landmarks come back in ``image`` pixels.
+        """
+        if not boxes:
+            return []
+        height, width = image.shape[:2]
+        bgr = _to_bgr(image)
+        columns = int(np.ceil(np.sqrt(len(boxes))))
+        rows_n = -(-len(boxes) // columns)
+        mosaic = np.zeros((rows_n * NEAR_CELL_PX, columns * NEAR_CELL_PX, 3), np.uint8)
+        to_frame = []
+        for k, box in enumerate(boxes):
+            cx, cy, side = face_square(box)
+            region = side * NEAR_CONTEXT
+            zoom = NEAR_CELL_PX / region
+            ox, oy = (k % columns) * NEAR_CELL_PX, (k // columns) * NEAR_CELL_PX
+            into_cell = np.array([[zoom, 0.0, NEAR_CELL_PX / 2 - cx * zoom], [0.0, zoom, NEAR_CELL_PX / 2 - cy * zoom]])
+            mosaic[oy:oy + NEAR_CELL_PX, ox:ox + NEAR_CELL_PX] = cv2.warpAffine(
+                bgr, into_cell, (NEAR_CELL_PX, NEAR_CELL_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            # mosaic pixels -> frame pixels
+            to_frame.append(np.array([[1 / zoom, 0.0, cx - (NEAR_CELL_PX / 2 + ox) / zoom],
+                                      [0.0, 1 / zoom, cy - (NEAR_CELL_PX / 2 + oy) / zoom]]))
+        found = self._run(mosaic, max(0.05, self.score_threshold - NEAR_SCORE_SLACK))
+        best: dict[int, tuple[float, np.ndarray]] = {}
+        for row in found:
+            mx, my = row[0] + row[2] / 2, row[1] + row[3] / 2
+            column, line = int(mx // NEAR_CELL_PX), int(my // NEAR_CELL_PX)
+            k = line * columns + column
+            if not (0 <= column < columns and k < len(boxes)):
+                continue
+            off_centre = float(np.hypot(mx - (column + 0.5) * NEAR_CELL_PX, my - (line + 0.5) * NEAR_CELL_PX))
+            if off_centre < NEAR_CELL_PX / 4 and (k not in best or off_centre < best[k][0]):
+                best[k] = (off_centre, _map_rows(row[None], to_frame[k])[0])
+        mapped = np.array([row for _, row in best.values()]).reshape(-1, 15)
+        return self._finish(mapped, width, height)
+
+    def _finish(self, rows: np.ndarray, width: int, height: int) -> list[Detection]:
+        """Rows in frame pixels -> detections clipped to the frame, nested boxes dropped, largest first."""
+        faces = []
+        for row in rows:
+            x, y, w, h = row[:4]
+            box = clip_box(x, y, x + w, y + h, width, height)
+            if box is None:
+                continue
+            points = tuple((float(row[4 + 2 * k]), float(row[5 + 2 * k])) for k in range(5))
+            faces.append(Detection(box, float(row[14]), points))  # type: ignore[arg-type]
+        faces = suppress_nested(faces, self.max_inside)
+        faces.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
+        return faces
+
+
+def _map_rows(rows: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Face rows (x, y, w, h, 5 points, score) through an axis-aligned 2x3 affine map."""
+    out = np.array(rows, dtype=np.float64).reshape(-1, 15)
+    (ax, _, bx), (_, ay, by) = affine
+    out[:, 0] = out[:, 0] * ax + bx
+    out[:, 1] = out[:, 1] * ay + by
+    out[:, 2] *= ax
+    out[:, 3] *= ay
+    out[:, 4:14:2] = out[:, 4:14:2] * ax + bx
+    out[:, 5:14:2] = out[:, 5:14:2] * ay + by
+    return out
+
+
+def suppress_nested(faces: Sequence[Detection], max_inside: float, max_iou: float = 0.5) -> list[Detection]:
+    """Drop each detection lying ``max_inside`` inside, or overlapping at ``max_iou``, a higher-scoring one."""
+    kept: list[Detection] = []
+    for face in sorted(faces, key=lambda d: -(d.score or 0.0)):
+        if all(inside_fraction(face.box, other.box) < max_inside and box_iou(face.box, other.box) < max_iou
+               for other in kept):
+            kept.append(face)
+    return kept
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    overlap = inside_fraction(a, b) * a[2] * a[3]
+    union = a[2] * a[3] + b[2] * b[3] - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+def detector_from_settings(analysis: AnalysisSettings) -> FaceDetector:
+    """The detector ``analysis.detector`` names, with the options of ``analysis`` that apply to it."""
+    options: dict[str, Any] = {}
+    if analysis.detector == "haar":
+        options = {"max_side_px": analysis.detector_max_side_px}
+    elif analysis.detector == "yunet":
+        options = {"scale": analysis.detector_scale, "score_threshold": analysis.detector_score}
+    return create_detector(analysis.detector, **options)
+
+
+def _to_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"image of shape {image.shape} is neither grey, BGR nor BGRA")
+
+
+def _onnx_yunet(data: bytes, threads: int, nms_threshold: float) -> Callable[[np.ndarray, float], np.ndarray]:
+    """YuNet on onnxruntime with OpenCV's decoding: rows of x, y, w, h, 5 landmarks (x, y), score."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # its warnings about unused initialisers are not ours to act on
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def run(bgr: np.ndarray, score_threshold: float) -> np.ndarray:
+        height, width = bgr.shape[:2]
+        pad_h = -(-height // YUNET_DIVISOR) * YUNET_DIVISOR
+        pad_w = -(-width // YUNET_DIVISOR) * YUNET_DIVISOR
+        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        blob[0, :, :height, :width] = bgr.transpose(2, 0, 1)
+        outputs = dict(zip((o.name for o in session.get_outputs()), session.run(None, {input_name: blob}), strict=True))
+        return decode_yunet(outputs, pad_w, pad_h, score_threshold, nms_threshold)
+
+    return run
+
+
+def decode_yunet(outputs: dict[str, np.ndarray], pad_w: int, pad_h: int, score_threshold: float,
+                 nms_threshold: float) -> np.ndarray:
+    """Turn YuNet's per-level outputs into face rows as ``cv2.FaceDetectorYN.detect`` returns them."""
+    found = []
+    for stride in YUNET_STRIDES:
+        cols = pad_w // stride
+        cls = np.clip(outputs[f"cls_{stride}"].reshape(-1), 0.0, 1.0)
+        obj = np.clip(outputs[f"obj_{stride}"].reshape(-1), 0.0, 1.0)
+        score = np.sqrt(cls * obj)
+        keep = np.flatnonzero(score >= score_threshold)
+        if keep.size == 0:
+            continue
+        bbox = outputs[f"bbox_{stride}"].reshape(-1, 4)[keep]
+        kps = outputs[f"kps_{stride}"].reshape(-1, 10)[keep]
+        col = (keep % cols).astype(np.float32)[:, None]
+        row = (keep // cols).astype(np.float32)[:, None]
+        centre_x = (col[:, 0] + bbox[:, 0]) * stride
+        centre_y = (row[:, 0] + bbox[:, 1]) * stride
+        w = np.exp(bbox[:, 2]) * stride
+        h = np.exp(bbox[:, 3]) * stride
+        points = np.empty_like(kps)
+        points[:, 0::2] = (kps[:, 0::2] + col) * stride
+        points[:, 1::2] = (kps[:, 1::2] + row) * stride
+        found.append(np.column_stack([centre_x - w / 2, centre_y - h / 2, w, h, points, score[keep]]))
+    if not found:
+        return np.zeros((0, 15), np.float32)
+    faces = np.concatenate(found).astype(np.float32)
+    keep = cv2.dnn.NMSBoxes(faces[:, :4].tolist(), faces[:, 14].tolist(), score_threshold, nms_threshold)
+    return faces[np.asarray(keep, dtype=np.int64).reshape(-1)]
+
+
+def _opencv_yunet(data: bytes, nms_threshold: float) -> Callable[[np.ndarray, float], np.ndarray]:
+    """YuNet through ``cv2.FaceDetectorYN`` (OpenCV's DNN module)."""
+    detector = cv2.FaceDetectorYN.create("onnx", np.frombuffer(data, np.uint8), np.zeros(0, np.uint8),
+                                         (320, 320), 0.5, nms_threshold, 5000)
+
+    def run(bgr: np.ndarray, score_threshold: float) -> np.ndarray:
+        detector.setScoreThreshold(score_threshold)
+        detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, faces = detector.detect(bgr)
+        return np.zeros((0, 15), np.float32) if faces is None else faces
+
+    return run
 
 
 @register_detector("haar")
 def _haar(**options: Any) -> FaceDetector:
     return HaarDetector(**options)
+
+
+@register_detector("yunet")
+def _yunet(**options: Any) -> FaceDetector:
+    return YuNetDetector(**options)

@@ -10,8 +10,8 @@ import numpy as np
 
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import Classifier
-from fermonitor.core.detection import FaceDetector
-from fermonitor.core.preprocess import FACE_SIZE_PX, preprocess_face
+from fermonitor.core.detection import Detection, FaceDetector
+from fermonitor.core.preprocess import FACE_SIZE_PX, crop_face
 from fermonitor.core.results import FaceObservation, Frame, FrameResult
 from fermonitor.core.settings import IndicatorSettings, Settings
 from fermonitor.core.tracking import ProbabilitySmoother, Tracker
@@ -56,7 +56,8 @@ class Pipeline:
     detector
         A face detector from :func:`fermonitor.core.detection.create_detector`.
     settings
-        Crop margin, smoothing, tracking and indicator mapping.
+        Crop margin and alignment, how often the whole frame is searched, smoothing, tracking and
+        the indicator mapping.
 
     Raises
     ------
@@ -80,11 +81,39 @@ class Pipeline:
         check_indicator_mapping(self.classes, self.settings.indicator)
         self.tracker = Tracker(self.settings.tracking, absent_after_s=self.settings.indicator.absent_after_s)
         self.smoother = ProbabilitySmoother(self.settings.analysis.smoothing_tau_s)
+        self._steps_since_full_search: int | None = None  # None: the next step searches the whole frame
+        self.full_searches = 0  # steps that searched the whole frame (the rest searched near tracks)
 
     def reset(self) -> None:
         """Start over: forget tracks and smoothing state (ids keep counting up)."""
         self.tracker.reset()
         self.smoother.reset()
+        self._steps_since_full_search = None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """This step's faces: the whole frame every ``full_detection_every`` steps, else near the tracks.
+
+        Between whole-frame searches a detector that can (``detect_near``) looks only around the
+        faces tracked in the previous step; when it misses one of them (the person moved far or
+        left), the whole frame is searched at once. New people appear at the next whole-frame search.
+        """
+        every = self.settings.analysis.full_detection_every
+        near = getattr(self.detector, "detect_near", None)
+        recent = self.tracker.recent_boxes()
+        since = self._steps_since_full_search
+        if near is not None and every > 1 and recent and since is not None and since + 1 < every:
+            found = near(image, recent)
+            if len(found) >= len(recent):
+                self._steps_since_full_search = since + 1
+                return found
+        self._steps_since_full_search = 0
+        self.full_searches += 1
+        return self.detector.detect(image)
+
+    def crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
+        """The model's input for one face: its square with the crop margin, eyes levelled if set."""
+        roll = face.eye_angle_deg() if self.settings.analysis.align_faces else None
+        return crop_face(image, face.box, self.settings.analysis.crop_margin, roll or 0.0, self.input_size)
 
     def process(self, frame: Frame, dropped_frames: int = 0) -> FrameResult:
         """Analyse one frame.
@@ -97,24 +126,22 @@ class Pipeline:
             Frames skipped since the previous step, passed through to the result.
         """
         image = frame.image
-        boxes = self.detector.detect(image)
-        people = self.tracker.update(boxes, frame.t_seconds)
+        people = self.tracker.track(self.detect(image), frame.t_seconds)
         faces: list[FaceObservation] = []
         if people:
-            margin = self.settings.analysis.crop_margin
-            crops = np.stack([preprocess_face(image, box, margin, self.input_size) for _, box in people])
+            crops = np.stack([self.crop(image, face) for _, face in people])
             raw = np.asarray(self.classifier.predict(crops), dtype=np.float32)
             if raw.shape != (len(people), len(self.classes)):
                 raise ValueError(f"classifier returned shape {raw.shape} for {len(people)} faces and "
                                  f"{len(self.classes)} classes")
             if self._order is not None:
                 raw = raw[:, self._order]
-            for (person_id, box), probabilities in zip(people, raw, strict=True):
+            for (person_id, face), probabilities in zip(people, raw, strict=True):
                 smoothed = self.smoother.update(person_id, probabilities, frame.t_seconds)
                 top = int(np.argmax(smoothed))
                 faces.append(FaceObservation(
                     person_id=person_id,
-                    box=box,
+                    box=face.box,
                     probabilities=tuple(float(p) for p in smoothed),
                     top_expression=self.classes[top],
                     top_probability=float(smoothed[top]),

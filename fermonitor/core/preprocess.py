@@ -74,3 +74,46 @@ def normalise_faces(faces: np.ndarray, mean: float, std: float) -> np.ndarray:
         raise ValueError(f"faces must be a uint8 array (N, H, W), got {faces.dtype} {faces.shape}")
     scaled = faces.astype(np.float32) / 255.0
     return ((scaled - mean) / std)[:, None, :, :]
+
+
+def face_square(box: Sequence[int], margin: float = 0.0) -> tuple[float, float, float]:
+    """The square a face is cropped to: centre x, centre y and side, in image pixels.
+
+    Centred on ``box``; its side is the box's longer side plus ``margin`` of it on every side, so
+    a tall detector box (YuNet's run brow to chin) and a square one (Haar's) frame a face alike.
+    """
+    x, y, w, h = (int(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"face box {tuple(box)} has no area")
+    return x + w / 2, y + h / 2, max(w, h) * (1.0 + 2.0 * margin)
+
+
+def crop_face(image: np.ndarray, box: Sequence[int], margin: float = 0.0, roll_deg: float = 0.0,
+              size: int = FACE_SIZE_PX) -> np.ndarray:
+    """The face in ``box`` as the model's uint8 (size, size) input, optionally rolled upright.
+
+    Parameters
+    ----------
+    image
+        A grey, BGR or BGRA uint8 frame.
+    box
+        ``(x, y, w, h)`` of the face in ``image`` pixels.
+    margin
+        Border around the box's longer side, as a fraction of it (see :func:`face_square`).
+    roll_deg
+        The face's roll (its eye line's angle, positive clockwise on screen); the square is turned
+        by it about its centre so the eyes come out level. 0 takes the square as it is.
+    size
+        Output side in pixels.
+    """
+    cx, cy, side = face_square(box, margin)
+    if roll_deg == 0.0:
+        square = (round(cx - side / 2), round(cy - side / 2), round(side), round(side))
+        return preprocess_face(image, square, 0.0, size)
+    # Sample the turned square at the frame's own resolution, then shrink it like any other crop.
+    grey = to_grey(image)
+    out = max(size, int(round(side)))
+    rotation = cv2.getRotationMatrix2D((cx, cy), roll_deg, out / side)
+    rotation[:, 2] += (out / 2 - cx, out / 2 - cy)
+    patch = cv2.warpAffine(grey, rotation, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return preprocess_face(patch, None, 0.0, size)

@@ -26,6 +26,14 @@ def default_model_path(backend: str = "torch") -> Path:
     return resources_dir() / "models" / f"fermonitor_vgg19{MODEL_SUFFIXES[backend]}"
 
 
+YUNET_FILE_NAME = "face_detection_yunet_2026may.onnx"
+
+
+def yunet_model_path() -> Path:
+    """The shipped YuNet face detector (resources/models/NOTICE-yunet.md says where it comes from)."""
+    return resources_dir() / "models" / YUNET_FILE_NAME
+
+
 def cascade_path(name: str = "haarcascade_frontalface_default.xml") -> Path:
     """An OpenCV Haar cascade file: the bundled copy when frozen, else opencv-python's own."""
     frozen_root = getattr(sys, "_MEIPASS", None)

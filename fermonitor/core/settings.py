@@ -27,14 +27,22 @@ class AnalysisSettings:
     """How often and with what the frames are analysed."""
 
     rate_hz: float = 2.0  # analysis steps per second (of wall time live, of video time offline)
-    detector: str = "haar"  # a name from fermonitor.core.detection.list_detectors()
+    detector: str = "yunet"  # a name from fermonitor.core.detection.list_detectors()
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:0", "mps"
-    # Border added around a detected box before the 48x48 crop, as a fraction of its width/height.
-    # 0 measured best on FER+ PublicTest galleries (benchmarks/gallery_eval.py: 0.0, 0.1, 0.2, 0.3
-    # gave 89.4%, 87.0%, 80.2%, 75.7% on detected faces): Haar boxes already frame a face like FER2013.
+    # Border added around the face square (the detected box's longer side) before the 48x48 crop,
+    # as a fraction of that side; chosen on FER+ PublicTest galleries (benchmarks/gallery_eval.py).
     crop_margin: float = 0.0
+    # Turn each face so its eyes are level before the crop (detectors with landmarks only); it raised
+    # accuracy on tilted gallery faces (benchmarks/gallery_eval.py).
+    align_faces: bool = True
     smoothing_tau_s: float = 1.5  # time constant of the per-person probability EMA, seconds
-    detector_max_side_px: int = 640  # the detector runs on a copy whose longest side is at most this
+    detector_max_side_px: int = 640  # haar: the cascade runs on a copy whose longest side is at most this
+    # yunet: the frame is resized by this factor first; above 1 finds the small faces of a call gallery.
+    detector_scale: float = 1.75
+    detector_score: float = 0.5  # yunet: lowest face confidence kept, 0-1
+    # yunet: the whole frame is searched every this many steps, and at once when a tracked face is lost;
+    # in between only around the people already tracked (1: the whole frame every step).
+    full_detection_every: int = 4
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,8 @@ def _check_ranges(settings: Settings) -> None:
         "analysis.rate_hz": settings.analysis.rate_hz,
         "analysis.smoothing_tau_s": settings.analysis.smoothing_tau_s,
         "analysis.detector_max_side_px": settings.analysis.detector_max_side_px,
+        "analysis.detector_scale": settings.analysis.detector_scale,
+        "analysis.full_detection_every": settings.analysis.full_detection_every,
         "tracking.min_hits": settings.tracking.min_hits,
     }
     for key, value in positive.items():
@@ -158,6 +168,7 @@ def _check_ranges(settings: Settings) -> None:
         if value < 0:
             raise SettingsError(f"setting {key} must not be negative, got {value!r}")
     for key, value in {"tracking.iou_threshold": settings.tracking.iou_threshold,
+                       "analysis.detector_score": settings.analysis.detector_score,
                        "alerts.negative_share": settings.alerts.negative_share}.items():
         if not 0.0 <= value <= 1.0:
             raise SettingsError(f"setting {key} must be between 0 and 1, got {value!r}")

@@ -13,7 +13,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread, Signa
 
 from fermonitor.core.checkpoint import CheckpointError
 from fermonitor.core.classifier import MODEL_HELP, load_classifier
-from fermonitor.core.detection import create_detector
+from fermonitor.core.detection import detector_from_settings
 from fermonitor.core.pipeline import Pipeline
 from fermonitor.core.session import SessionWriter, check_not_the_video
 from fermonitor.core.settings import Settings
@@ -53,8 +53,7 @@ def open_pipeline(plan: SessionPlan, source_description: str,
     except CheckpointError as exc:
         text = str(exc)
         raise ModelMissingError(text if MODEL_HELP in text else f"{text}: {MODEL_HELP}") from exc
-    detector = create_detector(plan.settings.analysis.detector,
-                               max_side_px=plan.settings.analysis.detector_max_side_px)
+    detector = detector_from_settings(plan.settings.analysis)
     pipeline = Pipeline(classifier, detector, plan.settings)
     if source_is_open is not None and not source_is_open():
         return pipeline, None

@@ -8,6 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -102,6 +103,10 @@ class SettingsDialog(QDialog):
             combo.addItems(list(DEVICE_CHOICES))
             combo.setCurrentText(value)
             return combo
+        if annotation is bool:
+            check = QCheckBox()
+            check.setChecked(value)
+            return check
         if annotation is float:
             spin = QDoubleSpinBox()
             spin.setDecimals(FLOAT_DECIMALS)
@@ -119,6 +124,8 @@ class SettingsDialog(QDialog):
 
     def _read_editor(self, section: str, name: str) -> Any:
         editor = self._editors[(section, name)]
+        if isinstance(editor, QCheckBox):
+            return editor.isChecked()
         if isinstance(editor, QComboBox):
             return editor.currentText().strip()
         if isinstance(editor, (QDoubleSpinBox, QSpinBox)):
@@ -153,7 +160,9 @@ class SettingsDialog(QDialog):
         defaults = settings_to_dict(Settings())
         for (section, name), editor in self._editors.items():
             value = defaults[section][name]
-            if isinstance(editor, QComboBox):
+            if isinstance(editor, QCheckBox):
+                editor.setChecked(value)
+            elif isinstance(editor, QComboBox):
                 editor.setCurrentText(value)
             elif isinstance(editor, (QDoubleSpinBox, QSpinBox)):
                 editor.setValue(value)

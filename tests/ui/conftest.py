@@ -71,7 +71,7 @@ def ui_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def detectable_faces() -> np.ndarray:
-    """Real FER2013 faces that the Haar detector finds once upscaled: uint8 (4, 48, 48)."""
+    """Real FER2013 faces that the default detector (YuNet) finds once upscaled: uint8 (4, 48, 48)."""
     fer = DATA_DIR / "fer2013.csv.gz"
     if not fer.is_file():
         pytest.skip(f"real FER2013 data not found at {fer}")
@@ -79,7 +79,7 @@ def detectable_faces() -> np.ndarray:
     from training.data import read_fer2013
 
     images, _, _ = read_fer2013(fer)
-    detector = create_detector("haar")
+    detector = create_detector("yunet")
     chosen = []
     for face in images[:400]:
         tile = cv2.cvtColor(cv2.resize(face, (FACE_TILE_PX, FACE_TILE_PX), interpolation=cv2.INTER_CUBIC),
@@ -90,7 +90,7 @@ def detectable_faces() -> np.ndarray:
             chosen.append(face)
         if len(chosen) == 4:
             break
-    assert len(chosen) == 4, "fewer than 4 of 400 real FER faces are found by the Haar detector"
+    assert len(chosen) == 4, "fewer than 4 of 400 real FER faces are found by the YuNet detector"
     return np.stack(chosen)
 
 

@@ -27,18 +27,18 @@ FIRST_ROWS_DEADLINE_S = 600  # the shared test machine can be slow to start a Py
 
 @pytest.fixture(scope="module")
 def detectable_faces(fer_faces: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Two real faces the Haar cascade finds at 96 px on a plain background."""
+    """Two real faces the default detector (YuNet) finds at 96 px on a plain background."""
     images, _ = fer_faces
-    detector = create_detector("haar", min_face_px=48)
+    detector = create_detector("yunet")
     chosen = []
     for face in images:
         canvas = np.full((176, 176, 3), 120, np.uint8)
         canvas[40:136, 40:136] = np.kron(face, np.ones((2, 2), np.uint8))[:, :, None]
-        if any(abs(x + w / 2 - 88) < 24 and abs(y + h / 2 - 88) < 24 for x, y, w, h in detector.detect(canvas)):
+        if any(abs(x + w / 2 - 88) < 24 and abs(y + h / 2 - 88) < 24 for x, y, w, h in (d.box for d in detector.detect(canvas))):
             chosen.append(face)
         if len(chosen) == 2:
             return np.stack(chosen)
-    pytest.fail("fewer than two FER faces are found by the Haar cascade")
+    pytest.fail("fewer than two FER faces are found by the YuNet detector")
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -205,7 +205,7 @@ def test_bad_rate_and_detector(tmp_path: Path, make_face_video, detectable_faces
     assert errors_of(capsys) == ["fermonitor: error: analysis rate 0.0 Hz must be a number above 0"]
     assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--model", str(tiny_checkpoint),
                      "--device", "cpu", "--detector", "yolo"]) == 1
-    assert errors_of(capsys) == ["fermonitor: error: unknown detector 'yolo'; available: haar"]
+    assert errors_of(capsys) == ["fermonitor: error: unknown detector 'yolo'; available: haar, yunet"]
 
 
 def test_sigkill_mid_run_leaves_a_valid_csv(tmp_path: Path, make_face_video, detectable_faces,

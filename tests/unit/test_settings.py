@@ -21,7 +21,7 @@ from fermonitor.core.settings import (
 
 def test_defaults() -> None:
     s = Settings()
-    assert s.analysis.rate_hz == 2.0 and s.analysis.detector == "haar" and s.analysis.device == "auto"
+    assert s.analysis.rate_hz == 2.0 and s.analysis.detector == "yunet" and s.analysis.device == "auto"
     assert s.analysis.smoothing_tau_s == 1.5
     assert s.tracking.min_hits == 2 and s.tracking.grace_s == 60.0
     assert s.indicator.positive == ("happiness", "surprise")

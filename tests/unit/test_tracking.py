@@ -189,3 +189,21 @@ def test_smoother_forgets_and_zero_tau_passes_through() -> None:
     np.testing.assert_allclose(passthrough.update(1, np.array([0.2, 0.8]), 0.1), [0.2, 0.8])
     with pytest.raises(ValueError, match="must not be negative"):
         ProbabilitySmoother(-1.0)
+
+
+def test_a_box_inside_a_persons_face_never_becomes_a_person() -> None:
+    """A chin or mouth taken for a face, beside the face or on its own for a step, gets no id."""
+    from fermonitor.core.detection import Detection
+
+    tracker = Tracker(TrackingSettings(min_hits=2))
+    face = Detection((200, 100, 120, 150), 0.9, ((235, 150), (285, 150), (260, 180), (240, 210), (280, 210)))
+    chin = Detection((225, 200, 70, 50), 0.7)
+    steps = [[face], [face, chin], [face, chin], [chin], [face, chin], [face, chin], [face]]
+    seen = [dict(tracker.track(step, i * STEP_S)) for i, step in enumerate(steps)]
+    assert [sorted(s) for s in seen] == [[], [1], [1], [], [1], [1], [1]]
+    assert tracker.alive_ids() == [1]
+    # The same small box away from any face is a person like any other.
+    elsewhere = Detection((600, 300, 70, 50), 0.7)
+    tracker.track([face, elsewhere], 10 * STEP_S)
+    assert [pid for pid, _ in tracker.track([face, elsewhere], 11 * STEP_S)] == [1, 2]
+
