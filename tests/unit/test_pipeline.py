@@ -190,3 +190,25 @@ def test_results_hold_probabilities_in_ferplus_order_whatever_the_model_order(cl
     assert reordered_pipeline.classes == FERPLUS_CLASSES
     np.testing.assert_allclose(reordered.probabilities, straight.probabilities, atol=1e-6)
     assert (reordered.top_expression, reordered.indicator) == (straight.top_expression, straight.indicator)
+
+
+def test_the_whole_frame_is_searched_every_kth_step_and_near_the_faces_between(classifier, fer_faces) -> None:
+    """With YuNet, full searches fall every `full_detection_every` steps; ids and boxes hold between."""
+    from fermonitor.core.detection import create_detector
+
+    images, _ = fer_faces
+    boxes = [(40, 60, 96, 96), (184, 60, 96, 96)]
+    detector = create_detector("yunet")
+    faces = [f for f in images[:60] if len(detector.detect(frame_with_faces(f[None], boxes[:1], 0, 0).image)) == 1][:2]
+    settings = settings_from_dict({"analysis": {"full_detection_every": 4}})
+    pipeline = Pipeline(classifier, detector, settings)
+    results = [pipeline.process(frame_with_faces(np.stack(faces), boxes, 0.5 * i, i)) for i in range(6)]
+    assert pipeline.full_searches == 2  # steps 0 and 4
+    assert [[f.person_id for f in r.faces] for r in results[1:]] == [[1, 2]] * 5
+    for r in results[1:]:
+        for face, (x, y, w, h) in zip(r.faces, boxes, strict=True):
+            cx, cy = face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2
+            assert abs(cx - (x + w / 2)) < w / 4 and abs(cy - (y + h / 2)) < h / 4
+    # Step 6 would search near the faces, but one has left: the whole frame is searched at once.
+    left = pipeline.process(frame_with_faces(np.stack(faces[:1]), boxes[:1], 3.0, 6))
+    assert pipeline.full_searches == 3 and [f.person_id for f in left.faces] == [1]

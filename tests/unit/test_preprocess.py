@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fermonitor.core.preprocess import FACE_SIZE_PX, normalise_faces, preprocess_face, to_grey
+from fermonitor.core.preprocess import FACE_SIZE_PX, crop_face, face_square, normalise_faces, preprocess_face, to_grey
 
 
 def _gradient_image(height: int = 120, width: int = 160) -> np.ndarray:
@@ -92,3 +92,27 @@ def test_normalise_faces_scales_with_mean_and_std() -> None:
 def test_normalise_faces_rejects_bad_input(faces: np.ndarray) -> None:
     with pytest.raises(ValueError, match=r"faces must be a uint8 array \(N, H, W\)"):
         normalise_faces(faces, 0.5, 0.25)
+
+
+def test_a_tall_box_is_cropped_as_the_square_around_it() -> None:
+    image = _gradient_image(200, 200)
+    assert face_square((50, 40, 60, 100)) == (80.0, 90.0, 100.0)
+    assert face_square((50, 40, 60, 100), margin=0.1) == (80.0, 90.0, 120.0)
+    np.testing.assert_array_equal(crop_face(image, (50, 40, 60, 100)), preprocess_face(image, (30, 40, 100, 100)))
+
+
+def test_a_rolled_face_comes_out_level(fer_faces: tuple[np.ndarray, np.ndarray]) -> None:
+    """A real face turned by 15 degrees and turned back by crop_face matches the upright crop."""
+    face = cv2.resize(fer_faces[0][3], (96, 96), interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((200, 200), 128, np.uint8)
+    canvas[52:148, 52:148] = face
+    box = (52, 52, 96, 96)
+    upright = crop_face(canvas, box).astype(np.float32)
+    # cv2 turns a positive angle counter-clockwise on screen: the eye line then slopes by -15 degrees.
+    turned = cv2.warpAffine(canvas, cv2.getRotationMatrix2D((100, 100), 15, 1.0), (200, 200), borderValue=128)
+    levelled = crop_face(turned, box, roll_deg=-15.0).astype(np.float32)
+    unlevelled = crop_face(turned, box).astype(np.float32)
+    inner = slice(8, 40)  # the corners hold the canvas that the turn brought in
+    error_levelled = np.abs(levelled - upright)[inner, inner].mean()
+    error_unlevelled = np.abs(unlevelled - upright)[inner, inner].mean()
+    assert error_levelled < 6 and error_levelled < error_unlevelled / 3
