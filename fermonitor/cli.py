@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("video", metavar="VIDEO", help="a video file OpenCV can read")
     analyze.add_argument("--csv", required=True, metavar="OUT", help="the session CSV to write")
     analyze.add_argument("--rate", type=float, metavar="HZ", help="analysis steps per second of video (default: --settings, else 2)")
-    analyze.add_argument("--detector", metavar="NAME", help="face detector (default: --settings, else haar)")
+    analyze.add_argument("--detector", metavar="NAME", help="face detector: yunet or haar (default: --settings, else yunet)")
     analyze.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: --settings, else auto)")
     # SUPPRESS: without the option here, the one given before "analyze" stays.
     analyze.add_argument("--model", metavar="PATH", default=argparse.SUPPRESS,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -137,3 +139,74 @@ def xvfb_display() -> Iterator[str]:
                 os.environ.pop("DISPLAY", None)
             else:
                 os.environ["DISPLAY"] = previous
+
+
+SHOW_IMAGE_SCRIPT = """
+import sys, tkinter
+from pathlib import Path
+root = tkinter.Tk()
+root.title(sys.argv[2])
+root.overrideredirect(True)
+root.geometry("+{x}+{y}")
+photo = tkinter.PhotoImage(file=sys.argv[1])
+tkinter.Label(root, image=photo, borderwidth=0, highlightthickness=0).pack()
+moves = Path(sys.argv[3])
+
+def follow_moves():
+    if moves.is_file():
+        x, y = moves.read_text().split()
+        moves.unlink()
+        root.geometry(f"+{{x}}+{{y}}")
+        root.update()
+        print("moved", flush=True)
+    root.after(50, follow_moves)
+
+root.update()
+print("shown", flush=True)
+root.after(50, follow_moves)
+root.mainloop()
+"""
+
+
+class ShownImage:
+    """A picture shown in a borderless, titled X window by another process; :meth:`move` moves it."""
+
+    def __init__(self, process: subprocess.Popen[str], moves: Path) -> None:
+        self.process = process
+        self._moves = moves
+
+    def move(self, x: int, y: int) -> None:
+        """Move the window to (x, y) and wait until it has moved."""
+        staged = self._moves.with_suffix(".tmp")
+        staged.write_text(f"{x} {y}")
+        staged.replace(self._moves)
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "moved"
+
+
+@pytest.fixture()
+def show_on_x(xvfb_display: str, tmp_path: Path) -> Iterator[object]:
+    """Show a picture in a borderless window at (x, y) of the Xvfb screen, in another process:
+    ``show_on_x(image, x, y, title="faces") -> ShownImage``."""
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        pytest.skip("tkinter (python3-tk) is needed to show a window on Xvfb")
+    shown: list[ShownImage] = []
+
+    def show(image: np.ndarray, x: int, y: int, title: str = "faces") -> ShownImage:
+        png = tmp_path / f"shown{len(shown)}.png"
+        cv2.imwrite(str(png), image)
+        moves = tmp_path / f"shown{len(shown)}.move"
+        env = {**os.environ, "DISPLAY": xvfb_display}
+        process = subprocess.Popen([sys.executable, "-c", SHOW_IMAGE_SCRIPT.format(x=x, y=y), str(png), title,
+                                    str(moves)], env=env, stdout=subprocess.PIPE, text=True)
+        shown.append(ShownImage(process, moves))
+        assert process.stdout is not None and process.stdout.readline().strip() == "shown"
+        return shown[-1]
+
+    try:
+        yield show
+    finally:
+        for item in shown:
+            item.process.terminate()
+            item.process.wait(timeout=10)

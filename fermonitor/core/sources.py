@@ -1,4 +1,4 @@
-"""Frame sources (webcam, screen, screen region, video file, image folder) behind one registry."""
+"""Frame sources (webcam, screen, screen region, window, video file, image folder) behind one registry."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from fermonitor.core.registry import Registry
 from fermonitor.core.results import Frame
+from fermonitor.core.windows import WindowError, WindowInfo, WindowList, find_window
 
 log = logging.getLogger(__name__)
 
@@ -220,16 +221,51 @@ def list_screens() -> list[ScreenInfo]:
                 for i, m in enumerate(grabber.monitors) if i > 0]
 
 
+Rect = tuple[int, int, int, int]  # left, top, width, height in screen pixels
+
+
+def intersect(a: Rect, b: Rect) -> Rect | None:
+    """The overlap of two rectangles, or None."""
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    return (left, top, right - left, bottom - top) if right > left and bottom > top else None
+
+
+def blank(image: np.ndarray, area: Rect, rects: tuple[Rect, ...]) -> int:
+    """Black out in ``image`` (which shows ``area`` of the screen) the parts of ``rects``; pixels blanked."""
+    blanked = np.zeros(image.shape[:2], bool)
+    for rect in rects:
+        overlap = intersect(area, rect)
+        if overlap is not None:
+            x, y, w, h = overlap[0] - area[0], overlap[1] - area[1], overlap[2], overlap[3]
+            blanked[y:y + h, x:x + w] = True
+    image[blanked] = 0
+    return int(blanked.sum())
+
+
 class _MssSource(_LiveSource):
-    """Grabs a rectangle of the screen with mss; the grabber is created in open()."""
+    """Grabs a rectangle of the screen with mss; the grabber is created in open().
+
+    ``excluded`` holds screen rectangles that are never analysed (fermonitor's own windows): the
+    UI thread replaces the tuple whenever its windows move, and every grab blacks out its
+    overlap with them. ``area`` and ``blanked_share`` tell the UI what the last grab covered.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._grabber: Any = None
         self._rect: dict[str, int] | None = None
+        self.excluded: tuple[Rect, ...] = ()
+        self.area: Rect | None = None
+        self.blanked_share = 0.0
 
     def _resolve(self, monitors: list[dict[str, int]]) -> dict[str, int]:
         raise NotImplementedError
+
+    def current_area(self) -> Rect:
+        """The screen rectangle to grab now (a window source follows its window)."""
+        assert self._rect is not None
+        return self._rect["left"], self._rect["top"], self._rect["width"], self._rect["height"]
 
     def open(self) -> None:
         grabber = _mss()
@@ -239,20 +275,37 @@ class _MssSource(_LiveSource):
             grabber.close()
             raise
         self._grabber = grabber
+        self.area = self.current_area()
         self.restart_clock()
         log.info("opened %s (%s)", self.description, self._rect)
+
+    def _grab(self, area: Rect) -> np.ndarray:
+        """The pixels of ``area`` (BGR); the parts outside every screen come back black."""
+        import mss.exception
+
+        union = self._grabber.monitors[0]
+        visible = intersect(area, (union["left"], union["top"], union["width"], union["height"]))
+        image = np.zeros((area[3], area[2], 3), np.uint8)
+        if visible is None:
+            return image
+        try:
+            shot = self._grabber.grab({"left": visible[0], "top": visible[1], "width": visible[2],
+                                       "height": visible[3]})
+        except mss.exception.ScreenShotError as exc:
+            raise SourceError(f"{self.description} could not be captured ({exc})") from exc
+        x, y = visible[0] - area[0], visible[1] - area[1]
+        image[y:y + visible[3], x:x + visible[2]] = np.asarray(shot)[:, :, :3]
+        return image
 
     def read(self) -> Frame | None:
         if self._grabber is None or self._rect is None:
             raise SourceError(f"{self.description} is not open")
-        import mss.exception
-
-        try:
-            shot = self._grabber.grab(self._rect)
-        except mss.exception.ScreenShotError as exc:
-            raise SourceError(f"{self.description} could not be captured ({exc})") from exc
-        bgra = np.asarray(shot)
-        return self._frame(np.ascontiguousarray(bgra[:, :, :3]))
+        area = self.current_area()
+        image = self._grab(area)
+        excluded = self.excluded  # one read: the UI thread may replace it meanwhile
+        self.blanked_share = blank(image, area, excluded) / max(1, area[2] * area[3]) if excluded else 0.0
+        self.area = area
+        return self._frame(image)
 
     def close(self) -> None:
         if self._grabber is not None:
@@ -312,6 +365,83 @@ def _region(argument: str) -> FrameSource:
         raise SourceError(f"source {spec!r}: a region is X,Y,W,H (four whole numbers)")
     x, y, w, h = (_parse_int(spec, p, name) for p, name in zip(parts, ("X", "Y", "W", "H"), strict=True))
     return RegionSource(x, y, w, h)
+
+
+class WindowSource(_MssSource):
+    """The first top-level window whose title contains ``title`` (ignoring case), followed as it
+    moves and resizes; frames are the window's content, boxes in its pixels. While the window is
+    hidden or minimised the frames are black; once it is closed the source fails."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        if not title.strip():
+            raise SourceError("source 'window:' names no window title")
+        self.title = title
+        self.description = f"window:{title}"
+        self._windows: WindowList | None = None
+        self._window: WindowInfo | None = None
+        self._last_area: Rect | None = None
+
+    def _resolve(self, monitors: list[dict[str, int]]) -> dict[str, int]:
+        try:
+            self._windows = WindowList()
+            self._window = find_window(self._windows.windows(), self.title)
+        except WindowError as exc:
+            self.close()
+            raise SourceError(str(exc)) from None
+        left, top, width, height = self._window.rect
+        self._last_area = self._window.rect
+        log.info("window %r found for %s", self._window.title, self.description)
+        return {"left": left, "top": top, "width": width, "height": height}
+
+    def current_area(self) -> Rect:
+        assert self._windows is not None and self._window is not None and self._last_area is not None
+        try:
+            rect = self._windows.geometry(self._window)
+        except WindowError as exc:
+            raise SourceError(str(exc)) from None
+        if rect is None or rect[2] <= 0 or rect[3] <= 0:
+            return (-1_000_000, -1_000_000, self._last_area[2], self._last_area[3])  # off every screen: black
+        self._last_area = rect
+        return rect
+
+    def close(self) -> None:
+        super().close()
+        if self._windows is not None:
+            self._windows.close()
+            self._windows = None
+
+
+@register_source("window")
+def _window(argument: str) -> FrameSource:
+    return WindowSource(argument)
+
+
+def capture_area(source: FrameSource) -> Rect | None:
+    """The screen rectangle a screen, region or window source captures now; None for other kinds or
+    when it cannot be told (no display, no such window: opening the source reports those)."""
+    if isinstance(source, RegionSource):
+        return source.x, source.y, source.width, source.height
+    if isinstance(source, ScreenSource):
+        screens = {s.index: (s.left, s.top, s.width, s.height) for s in list_screens()}
+        if source.index == 0 and screens:
+            left, top = min(r[0] for r in screens.values()), min(r[1] for r in screens.values())
+            right = max(r[0] + r[2] for r in screens.values())
+            bottom = max(r[1] + r[3] for r in screens.values())
+            return left, top, right - left, bottom - top
+        return screens.get(source.index)
+    if isinstance(source, WindowSource):
+        try:
+            windows = WindowList()
+        except WindowError:
+            return None
+        try:
+            return find_window(windows.windows(), source.title).rect
+        except WindowError:
+            return None
+        finally:
+            windows.close()
+    return None
 
 
 class VideoSource(FrameSource):

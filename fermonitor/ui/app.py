@@ -109,13 +109,17 @@ def run(args: argparse.Namespace) -> int:
             log.info("the first-run notice was not acknowledged; quitting")
             return 0
         window = create_window(args)
+        window.closed.connect(app.quit)  # also when it was hidden behind the compact view
         window.show()
         log.info("%s (version %s, source %s)", STARTED_LINE, __version__, window.source_spec)
         if args.source or args.csv:
             window.start_session(Path(args.csv) if args.csv else None)
         if scripted:
             QTimer.singleShot(int(args.exit_after * 1000), window.close)
-        status = app.exec()
+        try:
+            status = app.exec()
+        finally:
+            window.closed.disconnect(app.quit)  # a later quit would end the next event loop, whoever owns it
         if window.controller.threads_running():
             # A thread stuck past the close limit (a camera that never answers): Qt would abort when
             # its thread object is destroyed. The CSV's rows are written as they come; leave without it.

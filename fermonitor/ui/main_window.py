@@ -7,9 +7,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Slot
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QGuiApplication
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import MODEL_HELP, resolve_backend, shipped_backends
@@ -17,8 +17,12 @@ from fermonitor.core.resources import default_model_path
 from fermonitor.core.results import Frame, FrameResult
 from fermonitor.core.session import new_session_path
 from fermonitor.core.settings import Settings, save_settings
+from fermonitor.core.sources import Rect, capture_area, intersect
 from fermonitor.core.timeline import TimelineStore
+from fermonitor.core.windows import place_beside
 from fermonitor.ui.alerts import AlertBanner, AlertMonitor
+from fermonitor.ui.capture_exclusion import exclude_from_capture
+from fermonitor.ui.compact_view import CompactView
 from fermonitor.ui.session_controller import SessionController, SessionPlan
 from fermonitor.ui.session_controls import SessionControls
 from fermonitor.ui.settings_dialog import SettingsDialog, changed_fields
@@ -55,6 +59,21 @@ def class_png_path(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.stem + CLASS_PNG_SUFFIX)
 
 
+def screen_rect(rect: QRect, ratio: float) -> Rect:
+    """A rectangle in Qt's device-independent pixels -> the screen's own pixels, which capture uses."""
+    return (round(rect.x() * ratio), round(rect.y() * ratio), round(rect.width() * ratio),
+            round(rect.height() * ratio))
+
+
+def own_window_rects() -> tuple[Rect, ...]:
+    """Where this app's shown windows are, in screen pixels; none on a platform without a real
+    screen (offscreen tests), where nothing of ours can be captured."""
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        return ()
+    return tuple(screen_rect(w.frameGeometry(), w.devicePixelRatioF())
+                 for w in QApplication.topLevelWidgets() if w.isVisible() and w.isWindow())
+
+
 class MainWindow(QMainWindow):
     """Video and alerts on the left, timelines on the right, session toolbar and status bar.
 
@@ -73,6 +92,8 @@ class MainWindow(QMainWindow):
     model_path
         A checkpoint; None uses the shipped model.
     """
+
+    closed = Signal()  # the window has closed for good (also while the compact view stood in for it)
 
     def __init__(self, settings: Settings, settings_path: Path | None, qsettings: QSettings,
                  source_spec: str, sessions_dir: Path, model_path: Path | None = None,
@@ -93,6 +114,11 @@ class MainWindow(QMainWindow):
         self.store = TimelineStore(FERPLUS_CLASSES)
         self.alerts = AlertMonitor(settings.alerts)
         self.controller = SessionController(self)
+        self.compact = CompactView()
+        self.compact.full_requested.connect(self.show_full_window)
+        # Where the system can leave our windows out of captures (Windows, macOS), nothing needs
+        # blanking or moving; on X11 it cannot.
+        self.capture_excluded = exclude_from_capture(self) and exclude_from_capture(self.compact)
 
         self.controls = SessionControls(self)
         self.addToolBar(self.controls)
@@ -124,6 +150,7 @@ class MainWindow(QMainWindow):
         self.controls.stop_requested.connect(self.on_stop_requested)
         self.controls.source_requested.connect(self.on_source_requested)
         self.controls.settings_requested.connect(self.on_settings_requested)
+        self.controls.compact_requested.connect(self.show_compact_view)
         self.controller.frame_captured.connect(self.on_frame_captured)
         self.controller.frame_processed.connect(self.on_frame_processed)
         self.controller.state_changed.connect(self.on_state_changed)
@@ -178,8 +205,69 @@ class MainWindow(QMainWindow):
         self.message_label.hide()
         self.video_view.clear()
         self.video_view.set_message("Opening " + self.source_spec)
+        self.compact.reset()
         plan = SessionPlan(self.source_spec, self.csv_path, self.settings, self.model_path)
-        return self.controller.start(plan)
+        if not self.controller.start(plan):
+            return False
+        note = self.keep_out_of_capture()
+        self.status.set_note(note)
+        if note:
+            log.info("%s", note)
+        return True
+
+    # -- never analyse ourselves -----------------------------------------------------------
+
+    def publish_own_windows(self) -> None:
+        """Tell a screen, region or window source where our windows are, to blank them."""
+        if hasattr(self.controller.source, "excluded") and not self.capture_excluded:
+            self.controller.source.excluded = own_window_rects()  # type: ignore[union-attr]
+
+    def keep_out_of_capture(self) -> str:
+        """When the source captures screen pixels under our window, move the window beside that
+        area, or switch to the compact view beside it, where a screen has room; what was done."""
+        source = self.controller.source
+        if self.capture_excluded:
+            return ""
+        area = capture_area(source) if source is not None else None
+        if area is None or not any(intersect(area, rect) for rect in own_window_rects()):
+            self.publish_own_windows()
+            return ""
+        ratio = self.devicePixelRatioF()
+        screens = [screen_rect(s.availableGeometry(), ratio) for s in QGuiApplication.screens()]
+        frame = self.frameGeometry()
+        extra = (frame.width() - self.width(), frame.height() - self.height())  # the window manager's frame
+        minimum = self.minimumSizeHint().expandedTo(self.minimumSize())
+        for width, height in ((frame.width(), frame.height()),
+                              (minimum.width() + extra[0], minimum.height() + extra[1])):
+            spot = place_beside(area, (round(width * ratio), round(height * ratio)), screens)
+            if spot is not None:
+                self.resize(width - extra[0], height - extra[1])
+                self.move(round(spot[0] / ratio), round(spot[1] / ratio))
+                self.publish_own_windows()
+                return "Moved this window beside the captured area, so that it is not analysed"
+        compact = self.compact.frameGeometry()
+        spot = place_beside(area, (round(compact.width() * ratio), round(compact.height() * ratio)), screens)
+        if spot is not None:
+            self.show_compact_view()
+            self.compact.move(round(spot[0] / ratio), round(spot[1] / ratio))
+            self.publish_own_windows()
+            return "Switched to the compact view beside the captured area, so that the window is not analysed"
+        self.publish_own_windows()
+        return "This window covers part of the captured area: that part is blanked, not analysed"
+
+    @Slot()
+    def show_compact_view(self) -> None:
+        self.compact.show()
+        self.compact.raise_()
+        self.hide()
+        self.publish_own_windows()
+
+    @Slot()
+    def show_full_window(self) -> None:
+        self.compact.hide()
+        self.show()
+        self.raise_()
+        self.publish_own_windows()
 
     def stop_session(self) -> bool:
         """Stop the running session; True when every worker thread has ended."""
@@ -247,13 +335,17 @@ class MainWindow(QMainWindow):
     def on_frame_processed(self, result: FrameResult) -> None:
         self.store.append(result)
         self.status.add_result(result)
+        self.timeline.add_result(result)
         self.video_view.set_result(result, self.controller.names)
-        self.alert_banner.show_messages(self.alerts.update(result))
+        alerts = self.alerts.update(result)
+        self.alert_banner.show_messages(alerts)
+        self.compact.add_result(result, alerts)
 
     @Slot(str)
     def on_state_changed(self, state: str) -> None:
         self.status.set_state(state)
         self.controls.set_state(state)
+        self.compact.set_state(state)
 
     def csv_note(self) -> str:
         if self.csv_path is None or not self.controller.csv_opened or not self.csv_path.is_file():
@@ -297,9 +389,20 @@ class MainWindow(QMainWindow):
     def on_repaint_timer_timeout(self) -> None:
         self._ticks += 1
         self.video_view.refresh()
+        if self.controller.running:
+            self.publish_own_windows()
         if self._ticks % TIMELINE_REPAINT_TICKS == 0:
             self.timeline.refresh(self.store)
+            self.compact.refresh(self.store)
             self.status.refresh()
+            self.show_blanked_share()
+
+    def show_blanked_share(self) -> None:
+        share = getattr(self.controller.source, "blanked_share", 0.0) if self.controller.running else 0.0
+        if share > 0:
+            self.status.set_note(f"{share:.0%} of the captured area is this app's own window: blanked, not analysed")
+        elif self.status.note_label.text().endswith("blanked, not analysed"):
+            self.status.set_note("")
 
     @Slot()
     def on_close_wait_timer_timeout(self) -> None:
@@ -335,4 +438,7 @@ class MainWindow(QMainWindow):
         self.close_wait_since = None
         if self.summary_dialog is not None:
             self.summary_dialog.close()
+        self.compact.hide()
+        self.compact.deleteLater()
         event.accept()
+        self.closed.emit()

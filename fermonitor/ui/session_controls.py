@@ -15,6 +15,7 @@ class SessionControls(QToolBar):
     stop_requested = Signal()
     source_requested = Signal()
     settings_requested = Signal()
+    compact_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Session", parent)
@@ -25,11 +26,14 @@ class SessionControls(QToolBar):
         self.stop_action = QAction("\u25a0 Stop", self)
         self.source_action = QAction("Source\u2026", self)
         self.settings_action = QAction("Settings\u2026", self)
+        self.compact_action = QAction("Compact view", self)
+        self.compact_action.setToolTip("A small panel that stays on top: the class chart, counts and alerts")
         for action in (self.start_action, self.pause_action, self.stop_action):
             self.addAction(action)
         self.addSeparator()
         self.addAction(self.source_action)
         self.addAction(self.settings_action)
+        self.addAction(self.compact_action)
         self.addSeparator()
         self.source_label = QLabel()
         self.addWidget(self.source_label)
@@ -38,6 +42,7 @@ class SessionControls(QToolBar):
         self.stop_action.triggered.connect(self.on_stop_action_triggered)
         self.source_action.triggered.connect(self.on_source_action_triggered)
         self.settings_action.triggered.connect(self.on_settings_action_triggered)
+        self.compact_action.triggered.connect(self.compact_requested)
         self.set_state("stopped")
 
     def set_source(self, spec: str) -> None:

@@ -1,12 +1,13 @@
-"""Choose what to analyse: a webcam, a screen, a region dragged over a screenshot, or a video file."""
+"""Choose what to analyse: a webcam, a screen, a window by title, a region dragged over a screenshot, or a video file."""
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QEventLoop, Slot
+from PySide6.QtCore import QEventLoop, Qt, Slot
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from fermonitor.core.sources import list_cameras, list_screens
+from fermonitor.core.windows import list_windows
 from fermonitor.ui.region_picker import RegionPicker
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,15 @@ def pick_region(parent: QWidget | None = None) -> str | None:
     return picked[0] if picked else None
 
 
+def own_window_ids() -> set[int]:
+    """The native ids of this app's top-level windows (never offered as a source)."""
+    return {int(w.winId()) for w in QApplication.topLevelWidgets() if w.isWindow() and w.testAttribute(
+        Qt.WidgetAttribute.WA_WState_Created)}
+
+
 class SourcePicker(QDialog):
-    """Lists the cameras found (or "no camera found"), the screens, a region and a video file."""
+    """Lists the cameras found (or "no camera found"), the screens, the open windows by title, a
+    region and a video file."""
 
     def __init__(self, current_spec: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,6 +98,10 @@ class SourcePicker(QDialog):
             self.combo.model().item(0).setEnabled(False)
         for screen in list_screens():
             self.combo.addItem(screen.label().capitalize(), f"screen:{screen.index}")
+        ours = own_window_ids()
+        for window in list_windows():
+            if window.handle not in ours:
+                self.combo.addItem(f"Window: {window.title} ({window.width}x{window.height})", f"window:{window.title}")
         self.combo.addItem("A region of the screen (drag a rectangle)\u2026", REGION_ITEM)
         self.combo.addItem("A video file\u2026", VIDEO_ITEM)
         found = self.combo.findData(current_spec)

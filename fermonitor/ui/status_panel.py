@@ -32,8 +32,10 @@ class StatusPanel:
         self.latency_label = QLabel(parent)
         self.dropped_label = QLabel(parent)
         self.csv_label = QLabel(parent)
+        self.note_label = QLabel(parent)  # what the app did about capturing its own window
+        self.note_label.setStyleSheet("color: #6b4e00;")
         status_bar.addWidget(self.state_label)
-        for label in (self.rate_label, self.latency_label, self.dropped_label):
+        for label in (self.rate_label, self.latency_label, self.dropped_label, self.note_label):
             status_bar.addWidget(label)
         status_bar.addPermanentWidget(self.csv_label)
         self._times: deque[float] = deque()
@@ -48,6 +50,10 @@ class StatusPanel:
         self.state = state
         self.state_label.setText(text)
         self.state_label.setStyleSheet(style)
+
+    def set_note(self, text: str) -> None:
+        self.note_label.setText(text)
+        self.note_label.setToolTip(text)
 
     def set_csv_path(self, path: Path | None) -> None:
         self.csv_label.setText("" if path is None else f"CSV: {path}")

@@ -1,7 +1,9 @@
-"""Scrolling pyqtgraph timelines: the class row on top, then one row per person.
+"""The class view: the class chart on top, then a people x time heat-map, a seat map or a
+timeline row per person, one tab each.
 
 Curves are created once per row and updated with ``setData`` from a ``TimelineStore`` when the
-window's repaint timer calls :meth:`TimelineWidget.refresh`; hidden rows are skipped.
+window's repaint timer calls :meth:`TimelineWidget.refresh`; only the tab in view is redrawn, and
+person rows only while their tab is open.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ from PySide6.QtWidgets import (
     QMenu,
     QScrollArea,
     QSpinBox,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from fermonitor.core.classview import PresenceGrid, SeatBoard
 from fermonitor.core.pipeline import INDICATORS
+from fermonitor.core.results import FrameResult
 from fermonitor.core.timeline import TimelineStore
+from fermonitor.ui.class_views import HEATMAP_MODES, HeatmapView, SeatMap
 
 EXPRESSION_COLOURS = ("#9e9e9e", "#2ecc71", "#f1c40f", "#3498db", "#e74c3c", "#8e44ad", "#e67e22", "#795548")
 INDICATOR_COLOURS = {"positive": "#2ecc71", "neutral": "#9e9e9e", "negative": "#e74c3c", "absent": "#34495e"}
@@ -193,10 +199,30 @@ class TimelineWidget(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.rows_container)
 
+        self.grid = PresenceGrid(self.classes)
+        self.board = SeatBoard()
+        self.heatmap = HeatmapView(self.grid)
+        self.heatmap.person_clicked.connect(self.show_person)
+        self.heatmap_mode_combo = QComboBox()
+        self.heatmap_mode_combo.addItems(["Colour: indicator", "Colour: top expression"])
+        self.heatmap_mode_combo.currentIndexChanged.connect(self.on_heatmap_mode_combo_changed)
+        heatmap_page = QWidget()
+        heatmap_layout = QVBoxLayout(heatmap_page)
+        heatmap_layout.setContentsMargins(0, 0, 0, 0)
+        heatmap_layout.addWidget(self.heatmap_mode_combo, 0, Qt.AlignmentFlag.AlignLeft)
+        heatmap_layout.addWidget(self.heatmap, 1)
+        self.seat_map = SeatMap(self.board)
+        self.seat_map.person_clicked.connect(self.show_person)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(heatmap_page, "Heat-map")
+        self.tabs.addTab(self.seat_map, "Seats")
+        self.tabs.addTab(self.scroll, "Timelines")
+        self.tabs.currentChanged.connect(self.on_tabs_current_changed)
+
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.class_panel)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.tabs, 1)
         self._apply_mode()
 
     def visible_people(self) -> list[int]:
@@ -211,13 +237,29 @@ class TimelineWidget(QWidget):
         self.hidden.clear()
         self.names.clear()
         self._shown_steps = -1
+        self.grid = self.heatmap.grid = PresenceGrid(self.classes)
+        self.board = self.seat_map.board = SeatBoard()
+        self.heatmap.set_names({})
+        self.seat_map.set_names({})
+        self.heatmap.refresh()
+        self.seat_map.refresh()
         for curve in (*self.class_expression_curves, *self.class_indicator_curves, self.faces_curve):
             curve.setData([], [])
 
+    def add_result(self, result: FrameResult) -> None:
+        """Feed one analysis step to the heat-map and the seat map (drawn at the next refresh)."""
+        self.grid.add(result)
+        self.board.add(result)
+
     def refresh(self, store: TimelineStore, force: bool = False) -> None:
-        """Pull new data from ``store`` into the curves; nothing when hidden or unchanged."""
+        """Pull new data into the class chart and the tab in view; nothing when hidden or unchanged."""
         if not self.isVisible() and not force:
             return
+        current = self.tabs.currentIndex()
+        if current == 0 or force:
+            self.heatmap.refresh()
+        if current == 1 or force:
+            self.seat_map.refresh()
         if len(store) == self._shown_steps and not force:
             return
         self._shown_steps = len(store)
@@ -235,6 +277,8 @@ class TimelineWidget(QWidget):
         t_start = max(float(series.t[0]), t_end - self.window_s)
         x_range = (t_start, max(t_end, t_start + 1.0))
         self.class_plot.setXRange(*x_range, padding=0)
+        if self.tabs.currentWidget() is not self.scroll and not force:
+            return  # the rows catch up when their tab opens (on_tabs_current_changed)
         levels = np.array([INDICATOR_LEVELS[name] for name in INDICATORS])
         for pid in store.person_ids():
             row = self.rows.get(pid) or self._add_row(pid)
@@ -269,6 +313,8 @@ class TimelineWidget(QWidget):
             self.names.pop(person_id, None)
         if person_id in self.rows:
             self.rows[person_id].set_name(name)
+        self.heatmap.set_names(self.names)
+        self.seat_map.set_names(self.names)
         self.person_renamed.emit(person_id, name)
 
     def set_person_visible(self, person_id: int, visible: bool) -> None:
@@ -280,6 +326,16 @@ class TimelineWidget(QWidget):
             self.rows[person_id].setVisible(visible)
         self._shown_steps = -1  # a row shown again needs its data
         self.person_visibility_changed.emit(person_id, visible)
+
+    @Slot(int)
+    def show_person(self, person_id: int) -> None:
+        """Open ``person_id``'s detailed timeline: the Timelines tab, their row shown, enlarged, in view."""
+        self.tabs.setCurrentWidget(self.scroll)
+        if person_id in self.hidden:
+            self.set_person_visible(person_id, True)
+        row = self.rows.get(person_id) or self._add_row(person_id)
+        row.set_enlarged(True)
+        self.scroll.ensureWidgetVisible(row)
 
     def toggle_enlarged(self, person_id: int) -> None:
         row = self.rows[person_id]
@@ -310,6 +366,15 @@ class TimelineWidget(QWidget):
     def on_mode_combo_changed(self, index: int) -> None:
         self.mode = MODES[index]
         self._apply_mode()
+
+    @Slot(int)
+    def on_heatmap_mode_combo_changed(self, index: int) -> None:
+        self.heatmap.set_mode(HEATMAP_MODES[index])
+        self.heatmap.refresh()
+
+    @Slot(int)
+    def on_tabs_current_changed(self, index: int) -> None:
+        self._shown_steps = -1
 
     @Slot(int)
     def on_window_spin_changed(self, minutes: int) -> None:

@@ -15,7 +15,10 @@ INDICATOR_COLOURS: dict[str, QColor] = {
     "negative": QColor(220, 80, 60),
 }
 FALLBACK_COLOUR = QColor(240, 200, 40)
-LABEL_FONT_PT = 10
+# Label font: this share of the box's height on screen, within these pixel sizes.
+LABEL_SHARE_OF_BOX = 0.16
+LABEL_MIN_PX = 9
+LABEL_MAX_PX = 14
 
 
 def frame_to_qimage(image: np.ndarray) -> QImage:
@@ -102,21 +105,36 @@ class VideoView(QWidget):
         painter.end()
 
     def _paint_faces(self, painter: QPainter, target: QRectF, scale: float) -> None:
-        font = QFont()
-        font.setPointSize(LABEL_FONT_PT)
-        painter.setFont(font)
-        metrics = painter.fontMetrics()
-        for face in self._result.faces:
+        rects = [QRectF(target.left() + x * scale, target.top() + y * scale, w * scale, h * scale)
+                 for x, y, w, h in (face.box for face in self._result.faces)]
+        for k, face in enumerate(self._result.faces):
             colour = INDICATOR_COLOURS.get(face.indicator, FALLBACK_COLOUR)
-            x, y, w, h = face.box
-            rect = QRectF(target.left() + x * scale, target.top() + y * scale, w * scale, h * scale)
+            rect = rects[k]
             painter.setPen(QPen(colour, 2))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(rect)
-            text = f"{self.label_for(face.person_id)}  {face.top_expression} {face.top_probability:.0%}"
-            text_w = metrics.horizontalAdvance(text) + 6
-            text_h = metrics.height() + 2
-            label = QRectF(rect.left(), max(target.top(), rect.top() - text_h), text_w, text_h)
+            others = rects[:k] + rects[k + 1:]
+            text, label = face_label(painter, rect, others, target, self.label_for(face.person_id),
+                                     f"{face.top_expression} {face.top_probability:.0%}")
             painter.fillRect(label, QColor(0, 0, 0, 170))
             painter.setPen(colour)
-            painter.drawText(label.adjusted(3, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
+            painter.drawText(label.adjusted(2, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, text)
+
+
+def face_label(painter: QPainter, box: QRectF, others: list[QRectF], target: QRectF, name: str,
+               expression: str) -> tuple[str, QRectF]:
+    """The label of one face and where it goes: as wide as the box at most (id and expression, else
+    the id alone, elided if need be), in a font sized to the box, above the box unless that would
+    cover another face or leave the picture, else inside the box's top."""
+    font = QFont()
+    font.setPixelSize(int(min(LABEL_MAX_PX, max(LABEL_MIN_PX, box.height() * LABEL_SHARE_OF_BOX))))
+    painter.setFont(font)
+    metrics = painter.fontMetrics()
+    room = max(1.0, box.width() - 4)
+    text = next((t for t in (f"{name}  {expression}", name) if metrics.horizontalAdvance(t) <= room),
+                metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(room)))
+    width, height = min(box.width(), metrics.horizontalAdvance(text) + 4.0), metrics.height() + 2.0
+    above = QRectF(box.left(), box.top() - height, width, height)
+    if above.top() >= target.top() and not any(above.intersects(other) for other in others):
+        return text, above
+    return text, QRectF(box.left(), box.top(), width, height)

@@ -6,8 +6,6 @@ Set FERMONITOR_TEST_REAL_SCREEN=1 to run these tests on the real screen instead 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +54,20 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FERMONITOR_SESSIONS_DIR", str(tmp_path / "sessions"))
     monkeypatch.setenv("FERMONITOR_LOG_DIR", str(tmp_path / "logs"))
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def reset_quit_state() -> Iterator[None]:
+    """A quit posted by one test (the app's window closing, a last window closed) is consumed here:
+    left pending, it would end the next test's nested event loop (a picker's, a dialog's) at once."""
+    yield
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:
+        QTimer.singleShot(0, app.quit)
+        app.exec()  # starts and ends with the thread's quit flag cleared
 
 
 @pytest.fixture(scope="session")
@@ -111,42 +123,3 @@ def xvfb_display() -> Iterator[str]:
     """A real X server (Xvfb) of its own; yields its DISPLAY."""
     with running_xvfb(1024, 768) as display:
         yield display
-
-
-SHOW_IMAGE_SCRIPT = """
-import sys, tkinter
-root = tkinter.Tk()
-root.overrideredirect(True)
-root.geometry("+{x}+{y}")
-photo = tkinter.PhotoImage(file=sys.argv[1])
-tkinter.Label(root, image=photo, borderwidth=0, highlightthickness=0).pack()
-root.update()
-print("shown", flush=True)
-root.mainloop()
-"""
-
-
-@pytest.fixture()
-def show_on_x(xvfb_display: str, tmp_path: Path) -> Iterator[object]:
-    """Show a picture in a borderless window at (x, y) of the Xvfb screen, in another process."""
-    try:
-        import tkinter  # noqa: F401
-    except ImportError:
-        pytest.skip("tkinter (python3-tk) is needed to show a window on Xvfb")
-    processes: list[subprocess.Popen[str]] = []
-
-    def show(image: np.ndarray, x: int, y: int) -> None:
-        png = tmp_path / f"shown{len(processes)}.png"
-        cv2.imwrite(str(png), image)
-        env = {**os.environ, "DISPLAY": xvfb_display}
-        process = subprocess.Popen([sys.executable, "-c", SHOW_IMAGE_SCRIPT.format(x=x, y=y), str(png)],
-                                   env=env, stdout=subprocess.PIPE, text=True)
-        processes.append(process)
-        assert process.stdout is not None and process.stdout.readline().strip() == "shown"
-
-    try:
-        yield show
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)

@@ -418,6 +418,7 @@ def test_timelines_draw_only_the_chosen_window_of_a_long_session(qtbot: object) 
     widget = TimelineWidget(classes)
     qtbot.addWidget(widget)
     widget.show()
+    widget.tabs.setCurrentWidget(widget.scroll)
     widget.window_spin.setValue(2)
     widget.refresh(store)
     assert widget.rows[1].shown_points == 2 * 60 * 2 + 1  # the last two minutes, both ends included

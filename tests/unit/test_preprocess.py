@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from fermonitor.core.preprocess import FACE_SIZE_PX, crop_face, face_square, normalise_faces, preprocess_face, to_grey
+from fermonitor.core.preprocess import (
+    FACE_SIZE_PX,
+    crop_face,
+    face_square,
+    normalise_faces,
+    preprocess_face,
+    to_grey,
+)
 
 
 def _gradient_image(height: int = 120, width: int = 160) -> np.ndarray:

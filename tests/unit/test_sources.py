@@ -17,6 +17,7 @@ from fermonitor.core.sources import (
     ScreenSource,
     SourceError,
     VideoSource,
+    capture_area,
     list_cameras,
     list_screens,
     list_source_kinds,
@@ -36,7 +37,7 @@ def write_counter_video(path: Path, frames: int = 25, fps: float = 10.0, fourcc:
 
 
 def test_registry_knows_every_kind_and_refuses_duplicates() -> None:
-    assert list_source_kinds() == ["images", "region", "screen", "video", "webcam"]
+    assert list_source_kinds() == ["images", "region", "screen", "video", "webcam", "window"]
     with pytest.raises(ValueError, match="already registered"):
         register_source("video")(lambda argument: VideoSource(argument))
 
@@ -48,6 +49,7 @@ def test_registry_knows_every_kind_and_refuses_duplicates() -> None:
     ("screen:x", "screen index 'x' is not a whole number"),
     ("region:1,2,3", "X,Y,W,H"),
     ("region:0,0,0,10", "has no area"),
+    ("window: ", "names no window title"),
     ("region:0,0,10,-5", "has no area"),
     ("video:", "names no file"),
     ("images:", "names no folder"),
@@ -191,6 +193,46 @@ def test_screen_errors(xvfb_display: str, spec: str, message: str) -> None:
         parse_source(spec).open()
 
 
+@pytest.mark.xvfb
+def test_a_window_is_captured_by_title_and_followed_when_it_moves(xvfb_display: str, show_on_x: object) -> None:
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 255, size=(120, 200, 3), dtype=np.uint8)
+    shown = show_on_x(picture, 40, 30, title="Zoom Meeting - Gallery")  # type: ignore[operator]
+    source = parse_source("window:zoom meeting")
+    assert capture_area(source) == (40, 30, 200, 120)
+    with source:
+        first = source.read()
+        shown.move(700, 400)
+        moved = source.read()
+        shown.move(1200, 650)  # partly off the 1280x720 screen: the rest is black
+        clipped = source.read()
+    assert first is not None and moved is not None and clipped is not None
+    np.testing.assert_array_equal(first.image, picture)
+    np.testing.assert_array_equal(moved.image, picture)
+    assert source.area == (1200, 650, 200, 120)
+    np.testing.assert_array_equal(clipped.image[:70, :80], picture[:70, :80])
+    assert not clipped.image[70:].any() and not clipped.image[:, 80:].any()
+
+
+@pytest.mark.xvfb
+def test_a_missing_window_title_lists_the_open_windows(xvfb_display: str, show_on_x: object) -> None:
+    show_on_x(np.zeros((40, 60, 3), np.uint8), 0, 0, title="Class notes")  # type: ignore[operator]
+    with pytest.raises(SourceError, match=r"^no open window's title contains 'Zoom'; open windows: .*'Class notes'"):
+        parse_source("window:Zoom").open()
+    assert capture_area(parse_source("window:Zoom")) is None
+
+
+@pytest.mark.xvfb
+def test_our_own_windows_are_blanked_in_every_grab(xvfb_display: str, show_on_x: object) -> None:
+    show_on_x(np.full((100, 100, 3), 200, np.uint8), 0, 0)  # type: ignore[operator]
+    with parse_source("region:0,0,100,100") as source:
+        source.excluded = ((50, 0, 300, 300),)
+        frame = source.read()
+    assert frame is not None
+    assert (frame.image[:, :50] == 200).all() and not frame.image[:, 50:].any()
+    assert source.blanked_share == pytest.approx(0.5)
+
+
 def test_screen_without_a_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPLAY", ":9999")
     with pytest.raises(SourceError, match="screen cannot be captured"):
@@ -198,7 +240,7 @@ def test_screen_without_a_display_is_a_clear_error(monkeypatch: pytest.MonkeyPat
     assert list_screens() == []
 
 
-@pytest.mark.parametrize("spec", ["webcam:0", "screen:1", "region:0,0,64,48", "video:lecture.mp4"])
+@pytest.mark.parametrize("spec", ["webcam:0", "screen:1", "region:0,0,64,48", "window:Zoom", "video:lecture.mp4"])
 def test_reading_a_source_that_is_not_open_names_it(spec: str) -> None:
     with pytest.raises(SourceError, match=rf"^{re.escape(spec)} is not open$"):
         parse_source(spec).read()
