@@ -1,8 +1,8 @@
-"""Save docs/screenshot.png: the app under Xvfb analysing a video of real FER+ faces.
+"""Save docs/screenshot.png: the app under Xvfb analysing a 5x5 video-call gallery of real FER+ faces.
 
 Usage (from the repository root, Linux with Xvfb installed):
 
-    .venv/bin/python docs/make_screenshot.py [--seconds 15] [--model PATH] [--output docs/screenshot.png]
+    .venv/bin/python docs/make_screenshot.py [--seconds 40] [--model PATH] [--output docs/screenshot.png]
 
 The video is composed here from real FER2013 faces (../shared/data/fer2013.csv.gz). Without
 ``--model`` the shipped model is used when installed, else a random tiny CNN checkpoint is written to a
@@ -28,9 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "fer2013.csv.gz"
 DISPLAY = ":97"
 SCREEN = "1600x1000x24"
-FACES = 4
-TILE_PX = 150
-VIDEO_SIZE = (900, 400)
+GRID = (5, 5)  # columns, rows of the video-call gallery
+FACES = GRID[0] * GRID[1]
+TILE_PX = 96  # a face's side in a 5x5 gallery of a 720p call
+VIDEO_SIZE = (1280, 720)
 VIDEO_FPS = 10
 VIDEO_SECONDS = 120
 WINDOW_SIZE = (1500, 900)
@@ -62,15 +63,18 @@ def pick_faces(count: int) -> np.ndarray:
 
 def write_video(path: Path, faces: np.ndarray) -> None:
     width, height = VIDEO_SIZE
-    gap = (width - len(faces) * TILE_PX) // (len(faces) + 1)
+    cell_w, cell_h = width // GRID[0], height // GRID[1]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), VIDEO_FPS, VIDEO_SIZE)
     tiles = [cv2.cvtColor(cv2.resize(f, (TILE_PX, TILE_PX), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
              for f in faces]
     for i in range(VIDEO_SECONDS * VIDEO_FPS):
-        image = np.full((height, width, 3), (95, 85, 75), np.uint8)
+        image = np.full((height, width, 3), (30, 30, 30), np.uint8)
         for k, tile in enumerate(tiles):
-            dx = int(6 * np.sin(i / 9 + k))
-            left, top = gap + k * (TILE_PX + gap) + dx, (height - TILE_PX) // 2 + int(4 * np.cos(i / 7 + k))
+            column, row = k % GRID[0], k // GRID[0]
+            cv2.rectangle(image, (column * cell_w + 2, row * cell_h + 2),
+                          ((column + 1) * cell_w - 3, (row + 1) * cell_h - 3), (66, 62, 58), -1)
+            left = column * cell_w + (cell_w - TILE_PX) // 2 + int(5 * np.sin(i / 9 + k))
+            top = row * cell_h + (cell_h - TILE_PX) // 2 + int(3 * np.cos(i / 7 + k))
             image[top:top + TILE_PX, left:left + TILE_PX] = tile
         writer.write(image)
     writer.release()
@@ -115,7 +119,7 @@ def start_xvfb() -> subprocess.Popen[bytes]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0, help="how long the session runs before the picture")
+    parser.add_argument("--seconds", type=float, default=40.0, help="how long the session runs before the picture")
     parser.add_argument("--model", type=Path, help="a checkpoint (default: shipped model, else a random tiny CNN)")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "screenshot.png")
     args = parser.parse_args()

@@ -44,6 +44,7 @@ class PresenceGrid:
         self.bin_s = bin_s
         self.columns = columns
         self.newest: int | None = None  # the newest bin's number (t // bin_s)
+        self.first: int | None = None  # the first bin with a step
         self.version = 0  # grows with every result: a view redraws only when it changed
         self._indicator: dict[int, np.ndarray] = {}
         self._expression: dict[int, np.ndarray] = {}
@@ -56,6 +57,7 @@ class PresenceGrid:
             self._advance(column)
         elif column < self.newest - self.columns + 1:
             return  # older than the span (a source whose clock went back)
+        self.first = column if self.first is None else min(self.first, column)
         slot = column % self.columns
         for face in result.faces:
             self._row(face.person_id, column)
@@ -104,6 +106,12 @@ class PresenceGrid:
         """The (start, end) seconds the columns cover."""
         end = ((self.newest or 0) + 1) * self.bin_s
         return end - self.columns * self.bin_s, end
+
+    def shown_span_s(self) -> tuple[float, float]:
+        """The part of the span since the first step: a short session fills the width."""
+        start, end = self.span_s()
+        first = (self.first or 0) * self.bin_s
+        return max(start, first), end
 
 
 @dataclass

@@ -213,6 +213,11 @@ class TimelineStore:
         """Time of the newest step, None before the first."""
         return float(self._class.values(len(self._class) - 1)[0, 0]) if len(self._class) else None
 
+    def person_last_t(self, person_id: int) -> float | None:
+        """Time of the newest step that names ``person_id`` (seen or absent), None for an unknown id."""
+        totals = self._totals.get(person_id)
+        return totals.last_t if totals is not None else None
+
     def person_series(self, person_id: int, since: float | None = None) -> PersonSeries:
         """One person's series, from time ``since`` on (the whole kept series for None); empty arrays
         for an unknown id. Only the rows asked for are copied, so a plot of the last minutes of a long

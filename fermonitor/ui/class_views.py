@@ -34,6 +34,15 @@ def colour_table(mode: str, classes: tuple[str, ...]) -> np.ndarray:
     return np.array([NO_DATA_RGB, *colours], np.uint8)
 
 
+def legend_html(mode: str, classes: tuple[str, ...]) -> str:
+    """A one-line colour key of the heat-map in ``mode``, as rich text."""
+    names = [*INDICATORS] if mode == "indicator" else list(classes)
+    table = colour_table(mode, classes)[1:]
+    swatches = [f'<span style="color: rgb({r},{g},{b})">\u25a0</span>&nbsp;{name}'
+                for name, (r, g, b) in zip(names, table.tolist(), strict=True)]
+    return "&nbsp;&nbsp;".join([*swatches, '<span style="color: #bbb">\u25a1</span>&nbsp;no data'])
+
+
 class HeatmapView(pg.PlotWidget):
     """One row per person (id or name), one column per time bin, coloured by indicator or top
     expression; light grey where a person has no step. Rows fill the height, however many."""
@@ -81,7 +90,7 @@ class HeatmapView(pg.PlotWidget):
         else:
             self.image.setImage(rgb, autoLevels=False, levels=(0, 255))
             self.image.setRect(QRectF(start, 0, end - start, len(self.people)))
-        self.setXRange(start, end, padding=0)
+        self.setXRange(*self.grid.shown_span_s(), padding=0)
         self.setYRange(0, max(1, len(self.people)), padding=0)
         ticks = [(k + 0.5, self.names.get(p) or f"#{p}") for k, p in enumerate(self.people)]
         self.getPlotItem().getAxis("left").setTicks([ticks])

@@ -34,7 +34,7 @@ from fermonitor.core.classview import PresenceGrid, SeatBoard
 from fermonitor.core.pipeline import INDICATORS
 from fermonitor.core.results import FrameResult
 from fermonitor.core.timeline import TimelineStore
-from fermonitor.ui.class_views import HEATMAP_MODES, HeatmapView, SeatMap
+from fermonitor.ui.class_views import HEATMAP_MODES, HeatmapView, SeatMap, legend_html
 
 EXPRESSION_COLOURS = ("#9e9e9e", "#2ecc71", "#f1c40f", "#3498db", "#e74c3c", "#8e44ad", "#e67e22", "#795548")
 INDICATOR_COLOURS = {"positive": "#2ecc71", "neutral": "#9e9e9e", "negative": "#e74c3c", "absent": "#34495e"}
@@ -97,6 +97,13 @@ class PersonRow(QFrame):
         self.customContextMenuRequested.connect(self.on_context_menu_requested)
         self.set_enlarged(False)
         self.shown_points = 0
+        self.drawn: tuple[float | None, str, float] | None = None  # (person's newest t, mode, window) drawn
+        self.x_range: tuple[float, float] | None = None
+
+    def show_x_range(self, x_range: tuple[float, float]) -> None:
+        if x_range != self.x_range:
+            self.x_range = x_range
+            self.plot.setXRange(*x_range, padding=0)
 
     def set_name(self, name: str) -> None:
         self.name_label.setText(name or f"#{self.person_id}")
@@ -198,6 +205,8 @@ class TimelineWidget(QWidget):
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.rows_container)
+        self.scroll.verticalScrollBar().valueChanged.connect(self.on_rows_scrolled)
+        self._x_range: tuple[float, float] | None = None
 
         self.grid = PresenceGrid(self.classes)
         self.board = SeatBoard()
@@ -209,7 +218,12 @@ class TimelineWidget(QWidget):
         heatmap_page = QWidget()
         heatmap_layout = QVBoxLayout(heatmap_page)
         heatmap_layout.setContentsMargins(0, 0, 0, 0)
-        heatmap_layout.addWidget(self.heatmap_mode_combo, 0, Qt.AlignmentFlag.AlignLeft)
+        self.heatmap_legend = QLabel(legend_html("indicator", self.classes))
+        self.heatmap_legend.setTextFormat(Qt.TextFormat.RichText)
+        heatmap_bar = QHBoxLayout()
+        heatmap_bar.addWidget(self.heatmap_mode_combo)
+        heatmap_bar.addWidget(self.heatmap_legend, 1)
+        heatmap_layout.addLayout(heatmap_bar)
         heatmap_layout.addWidget(self.heatmap, 1)
         self.seat_map = SeatMap(self.board)
         self.seat_map.person_clicked.connect(self.show_person)
@@ -280,18 +294,36 @@ class TimelineWidget(QWidget):
         if self.tabs.currentWidget() is not self.scroll and not force:
             return  # the rows catch up when their tab opens (on_tabs_current_changed)
         levels = np.array([INDICATOR_LEVELS[name] for name in INDICATORS])
+        self._x_range = x_range
         for pid in store.person_ids():
             row = self.rows.get(pid) or self._add_row(pid)
             if pid in self.hidden:
                 continue
-            person = store.person_series(pid, since)
-            if self.mode == "expressions":
-                for i, curve in enumerate(row.expression_curves):
-                    curve.setData(person.t, person.probabilities[:, i])
-            else:
-                row.indicator_curve.setData(person.t, levels[person.indicator])
-            row.shown_points = len(person.t)
-            row.plot.setXRange(*x_range, padding=0)
+            # A person's curves change only with a newer step of theirs (or another mode or window):
+            # people who left cost nothing per tick, however many a session has seen.
+            drawn = (store.person_last_t(pid), self.mode, self.window_s)
+            if drawn != row.drawn or force:
+                row.drawn = drawn
+                person = store.person_series(pid, since)
+                if self.mode == "expressions":
+                    for i, curve in enumerate(row.expression_curves):
+                        curve.setData(person.t, person.probabilities[:, i])
+                else:
+                    row.indicator_curve.setData(person.t, levels[person.indicator])
+                row.shown_points = len(person.t)
+        self.on_rows_scrolled()
+
+    @Slot()
+    def on_rows_scrolled(self) -> None:
+        """Slide the time axis of the rows in view; the others catch up when scrolled into view."""
+        if self._x_range is None:
+            return
+        viewport = self.scroll.viewport()
+        top = self.scroll.verticalScrollBar().value()
+        bottom = top + viewport.height()
+        for row in self.rows.values():
+            if row.isVisibleTo(self.rows_container) and row.y() < bottom and row.y() + row.height() > top:
+                row.show_x_range(self._x_range)
 
     def _add_row(self, person_id: int) -> PersonRow:
         row = PersonRow(person_id, self.classes)
@@ -370,6 +402,7 @@ class TimelineWidget(QWidget):
     @Slot(int)
     def on_heatmap_mode_combo_changed(self, index: int) -> None:
         self.heatmap.set_mode(HEATMAP_MODES[index])
+        self.heatmap_legend.setText(legend_html(HEATMAP_MODES[index], self.classes))
         self.heatmap.refresh()
 
     @Slot(int)

@@ -68,7 +68,9 @@ def test_the_heatmap_shows_each_persons_indicator_then_their_top_expression(qtbo
     start, _ = widget.grid.span_s()
     assert heatmap.colour_at(22, int((4 - start) // widget.grid.bin_s)) == INDICATOR_RGB["neutral"]  # at 4 s
     assert heatmap.colour_at(22, 0) == NO_DATA_RGB  # long before the session began
+    assert "negative" in widget.heatmap_legend.text() and "anger" not in widget.heatmap_legend.text()
     widget.heatmap_mode_combo.setCurrentIndex(1)
+    assert "anger" in widget.heatmap_legend.text()  # the colour key follows the mode
     assert heatmap.colour_at(0) == EXPRESSION_RGB[FERPLUS_CLASSES.index("happiness")]
     assert heatmap.colour_at(22) == EXPRESSION_RGB[FERPLUS_CLASSES.index("anger")]
     image = heatmap.image.image

@@ -36,6 +36,7 @@ def test_the_grid_holds_each_persons_indicator_and_top_expression_per_bin() -> N
     assert grid.codes("expression")[1].tolist() == [NO_DATA, anger, NO_DATA, sadness]
     assert grid.codes("expression")[0, 1] == happiness
     assert grid.span_s() == (-1.0, 3.0)
+    assert grid.shown_span_s() == (0.0, 3.0)  # from the first step on
 
 
 def test_the_grid_wraps_and_forgets_people_gone_for_its_whole_span() -> None:
