@@ -11,6 +11,7 @@ from pathlib import Path
 from fermonitor import __version__
 from fermonitor.core.errors import one_line
 from fermonitor.logging_setup import setup_logging
+from fermonitor.termination import TERMINATED_STATUS, Terminated, sigterm_raises
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ def _run_analyze(args: argparse.Namespace) -> int:
             bar.n = round(min(t_seconds, duration_s) if duration_s else t_seconds, 1)
             bar.refresh()
 
-        summary = analyze_video(args.video, args.csv, rate_hz=args.rate, detector=args.detector,
-                                device=args.device, model=args.model, settings=settings, progress=progress)
+        with sigterm_raises():
+            summary = analyze_video(args.video, args.csv, rate_hz=args.rate, detector=args.detector,
+                                    device=args.device, model=args.model, settings=settings, progress=progress)
     print(f"{summary.rows} rows for {summary.people} people in {summary.steps} steps "
           f"({summary.video_seconds:.1f} s of video) written to {summary.csv_path}")
     if summary.ended_early:
@@ -111,15 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fermonitor.core.sources import SourceError
 
     try:
-        if args.command == "analyze":
-            return _run_analyze(args)
+        if args.csv == "":
+            raise SessionError("--csv '': the path is empty")
         if args.csv is not None and Path(args.csv).is_dir():
             raise SessionError(f"CSV path {args.csv} is a folder")
+        if args.command == "analyze":
+            return _run_analyze(args)
         return _run_app(args)
     except (SourceError, CheckpointError, SessionError, DetectorError, SettingsError, RuntimeError, ValueError) as exc:
         log.info("%s failed", args.command or "app", exc_info=True)
         print(f"fermonitor: error: {one_line(exc)}", file=sys.stderr)
         return 1
+    except Terminated as exc:  # the session files are closed, as after Ctrl-C
+        log.info("%s %s", args.command or "app", exc)
+        print(f"fermonitor: {exc}", file=sys.stderr)
+        return TERMINATED_STATUS
     except KeyboardInterrupt:
         print("fermonitor: interrupted", file=sys.stderr)
         return 130

@@ -1,7 +1,7 @@
 """Draw the fermonitor icon with OpenCV and write it as PNG, Windows .ico and macOS .icns.
 
 Run from the repository root: ``python packaging/make_icon.py``. The outputs are committed under
-resources/icons/, so a build needs neither this script nor Pillow; rerun it only to change the
+fermonitor/resources/icons/, so a build needs neither this script nor Pillow; rerun it only to change the
 drawing. ICO and ICNS both accept PNG-compressed entries, which is what is written here.
 """
 
@@ -86,7 +86,7 @@ def icns_bytes(master: np.ndarray) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=Path("resources/icons"), help="where the icons go")
+    parser.add_argument("--out-dir", type=Path, default=Path("fermonitor/resources/icons"), help="where the icons go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 # progress(t_seconds done, duration_s or 0 when unknown)
 ProgressCallback = Callable[[float, float], None]
+MAX_RATE_HZ = 1000.0  # steps per second of video; above every frame rate, and far from overflowing the step grid
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,12 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
         For an unreadable video. One that stops decoding part way ends the run with every row so
         far written and ``ended_early`` set in the summary.
     CheckpointError
-        For a missing, corrupt or pickled model.
+        For a missing, corrupt or pickled model, or one whose input size or normalisation is unusable.
     SessionError
         For a CSV path that cannot be written.
+    ValueError
+        For a rate outside (0, ``MAX_RATE_HZ``], or a CSV path that is the video, a link to it or
+        inside it (refused before anything is written).
     """
     settings = settings if settings is not None else Settings()
     check_not_the_video(csv_path, path)
@@ -74,8 +78,8 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
     if overrides:
         settings = dataclasses.replace(settings, analysis=dataclasses.replace(settings.analysis, **overrides))
     rate = settings.analysis.rate_hz
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"analysis rate {rate} Hz must be a number above 0")
+    if not 0 < rate <= MAX_RATE_HZ:  # also refuses nan
+        raise ValueError(f"analysis rate {rate:g} Hz must be above 0 and at most {MAX_RATE_HZ:g}")
     source = VideoSource(path)
     source.open()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ CHECKPOINT_VERSION = 1
 FERPLUS_CLASSES: tuple[str, ...] = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
 )
+MAX_INPUT_SIZE_PX = 1024  # far above any face model's input (FER+ models take 48); larger is a broken file
 
 
 class CheckpointError(ValueError):
@@ -39,6 +41,26 @@ class ModelMeta:
     crop_margin: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
+
+
+def check_meta(meta: ModelMeta, path: str | Path) -> None:
+    """Refuse a description that cannot feed its model: an input size out of 1 to
+    ``MAX_INPUT_SIZE_PX`` pixels, a normalisation mean that is not finite, a std that is not a
+    finite number above 0 (either would turn every probability into NaN or noise).
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``path``, the value and what it must be.
+    """
+    if not 1 <= meta.input_size <= MAX_INPUT_SIZE_PX:
+        raise CheckpointError(f"model file {path} has input size {meta.input_size}: it must be from 1 to "
+                              f"{MAX_INPUT_SIZE_PX} pixels")
+    if not math.isfinite(meta.mean):
+        raise CheckpointError(f"model file {path} has normalisation mean {meta.mean}: it must be a finite number")
+    if not (math.isfinite(meta.std) and meta.std > 0):
+        raise CheckpointError(f"model file {path} has normalisation std {meta.std}: it must be a finite number "
+                              "above 0")
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: ModelMeta, half: bool = True) -> None:
@@ -78,8 +100,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
     Raises
     ------
     CheckpointError
-        When the file is missing, not a torch file, holds pickled objects, or its weights do not
-        fit its declared architecture.
+        When the file is missing, not a torch file, holds pickled objects, its input size or
+        normalisation is unusable (:func:`check_meta`), or its weights do not fit its declared
+        architecture.
     """
     import torch
 
@@ -115,6 +138,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
         state = payload["state_dict"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"model file {path} lacks a field or has a wrong one ({exc})") from exc
+    check_meta(meta, path)
     dropout = float(meta.train_args.get("dropout", 0.0))
     try:
         model = build_model(meta.arch, num_classes=len(meta.classes), dropout=dropout)

@@ -18,6 +18,7 @@ import numpy as np
 
 from fermonitor.core.checkpoint import CheckpointError, ModelMeta
 from fermonitor.core.classifier_base import FaceBatchClassifier
+from fermonitor.core.errors import one_line
 from fermonitor.core.preprocess import normalise_faces
 from fermonitor.core.resources import default_model_path
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "onnx")
 
 MODEL_HELP = (
-    "reinstall fermonitor, whose resources/models/ carries the shipped model, or pass --model PATH "
+    "reinstall fermonitor, whose fermonitor/resources/models/ carries the shipped model, or pass --model PATH "
     "with a model from `python -m training export` (its .onnx file; from source also its --half .pt; "
     "training/README.md)"
 )
@@ -165,7 +166,7 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
     ----------
     path
         A fermonitor checkpoint (.pt) or its ONNX export (.onnx); ``None`` takes the shipped model
-        in resources/models/ for the chosen backend.
+        in fermonitor/resources/models/ for the chosen backend.
     device
         "auto" (CUDA, MPS, else CPU), or a device name such as "cpu" or "cuda:0" (the onnx
         backend runs on cpu or cuda).
@@ -178,7 +179,8 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
     Raises
     ------
     CheckpointError
-        When the model file is missing, corrupt, pickled or does not match its architecture.
+        When the model file is missing, corrupt or pickled, its input size or normalisation is
+        unusable, or it does not match its architecture (a torch model is run once on a blank face).
     ValueError
         For a backend or device that cannot run here.
     """
@@ -195,8 +197,15 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
 
     model, meta = load_checkpoint(model_path)
     torch_device = pick_device(device)
+    classifier = ExpressionClassifier(model, meta, torch_device, reduced_precision)
+    size = meta.input_size
+    try:  # an input size the architecture cannot take (too small for its pooling) fails here, not at the first face
+        classifier.predict(np.zeros((1, size, size), np.uint8))
+    except RuntimeError as exc:
+        raise CheckpointError(f"model file {model_path} ({meta.arch}, input size {size}) does not run "
+                              f"({one_line(exc)})") from exc
     log.info("loaded %s (%s) on %s", model_path, meta.arch, torch_device)
-    return ExpressionClassifier(model, meta, torch_device, reduced_precision)
+    return classifier
 
 
 def _torch_would_run_fp32_on_cpu(device: str, reduced_precision: bool | None) -> bool:

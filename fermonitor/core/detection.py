@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SIDE_PX = 640  # Haar runs on a copy whose longest side is at most this
 CASCADE_WINDOW_PX = 24  # the frontal-face cascade's own window; nothing smaller is found
 
-# The shipped YuNet file (resources/models/NOTICE-yunet.md): its size and sha256 are checked on load.
+# The shipped YuNet file (fermonitor/resources/models/NOTICE-yunet.md): its size and sha256 are checked on load.
 YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
 YUNET_BYTES = 229_738
 YUNET_STRIDES = (8, 16, 32)  # the network's three output levels, input pixels per cell

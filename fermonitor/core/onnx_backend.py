@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fermonitor.core.checkpoint import CheckpointError, ModelMeta
+from fermonitor.core.checkpoint import CheckpointError, ModelMeta, check_meta
 from fermonitor.core.classifier_base import FaceBatchClassifier
 from fermonitor.core.errors import one_line
 from fermonitor.core.preprocess import normalise_faces
@@ -76,7 +76,8 @@ def meta_from_onnx(path: Path, props: dict[str, str]) -> ModelMeta:
     Raises
     ------
     CheckpointError
-        When a key is missing or holds a wrong value.
+        When a key is missing or holds a wrong value, or the input size or normalisation is
+        unusable (:func:`fermonitor.core.checkpoint.check_meta`).
     """
     try:
         raw_classes = props[META_CLASSES]
@@ -84,7 +85,7 @@ def meta_from_onnx(path: Path, props: dict[str, str]) -> ModelMeta:
         if not classes or not all(isinstance(c, str) and c.strip() for c in classes):
             raise ValueError(f"classes {raw_classes!r} is not a list of names")
         metrics = json.loads(props[META_METRICS]) if META_METRICS in props else {}
-        return ModelMeta(
+        meta = ModelMeta(
             arch=props.get(META_ARCH, "unknown"),
             classes=tuple(c.strip() for c in classes),
             input_size=int(props[META_INPUT_SIZE]),
@@ -99,6 +100,8 @@ def meta_from_onnx(path: Path, props: dict[str, str]) -> ModelMeta:
         ) from exc
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"model file {path} has wrong metadata ({exc})") from exc
+    check_meta(meta, path)
+    return meta
 
 
 class OnnxClassifier(FaceBatchClassifier):
@@ -114,8 +117,8 @@ class OnnxClassifier(FaceBatchClassifier):
     Raises
     ------
     CheckpointError
-        When the file is missing, not an ONNX model, or lacks the input, output or metadata the
-        export writes.
+        When the file is missing, not an ONNX model, lacks the input, output or metadata the
+        export writes, or its input shape disagrees with the input size in its metadata.
     """
 
     def __init__(self, path: str | Path, device: str = "auto") -> None:
@@ -139,7 +142,15 @@ class OnnxClassifier(FaceBatchClassifier):
                 f"expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}"
             )
         self.meta = meta_from_onnx(self.path, dict(self.session.get_modelmeta().custom_metadata_map))
-        batch_dim = inputs[INPUT_NAME].shape[0]
+        shape = list(inputs[INPUT_NAME].shape)
+        size = self.meta.input_size
+        # Named or None dimensions take any length; a fixed one must be what the metadata feeds.
+        if len(shape) != 4 or any(isinstance(dim, int) and dim != want for dim, want in zip(shape[1:], (1, size, size), strict=True)):
+            raise CheckpointError(
+                f"model file {self.path} takes input {INPUT_NAME!r} of shape ({', '.join(map(str, shape))}), "
+                f"but its metadata says input size {size}: expected (N, 1, {size}, {size})"
+            )
+        batch_dim = shape[0]
         # An export with a fixed batch size is run in chunks of that size; a named or None
         # dimension means any batch size.
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import cv2
 
 
 def resources_dir() -> Path:
-    """The ``resources/`` folder: beside the package from source, inside the bundle when frozen."""
+    """The package's ``resources/`` folder (models, icons): from a source checkout, an installed
+    wheel, or the standalone executable's bundle."""
     frozen_root = getattr(sys, "_MEIPASS", None)
     if frozen_root is not None:
-        return Path(frozen_root) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+        return Path(frozen_root) / "fermonitor" / "resources"
+    return Path(str(files("fermonitor") / "resources"))
 
 
 MODEL_SUFFIXES = {"torch": ".pt", "onnx": ".onnx"}
@@ -30,7 +32,7 @@ YUNET_FILE_NAME = "face_detection_yunet_2026may.onnx"
 
 
 def yunet_model_path() -> Path:
-    """The shipped YuNet face detector (resources/models/NOTICE-yunet.md says where it comes from)."""
+    """The shipped YuNet face detector (fermonitor/resources/models/NOTICE-yunet.md says where it comes from)."""
     return resources_dir() / "models" / YUNET_FILE_NAME
 
 

@@ -49,19 +49,34 @@ def session_json_path(csv_path: str | Path) -> Path:
 
 
 def check_not_the_video(csv_path: str | Path, video_path: str | Path) -> None:
-    """Refuse a session CSV whose file, or session JSON beside it, would replace the analysed video.
+    """Refuse a session CSV whose file, or session JSON beside it, would replace the analysed video,
+    by its own name or through a link (symbolic or hard), or whose folder would be the video.
 
     Raises
     ------
     ValueError
         Naming the CSV path and the video.
     """
-    video = Path(video_path).resolve()
-    if Path(csv_path).resolve() == video:
-        raise ValueError(f"CSV file {csv_path} is the video itself; choose another name for the CSV")
-    if session_json_path(csv_path).resolve() == video:
-        raise ValueError(f"CSV file {csv_path} would write its session description over the video {video_path}; "
+    csv_path, video = Path(csv_path), Path(video_path)
+    if _same_file(csv_path, video):
+        what = "the video itself" if os.path.abspath(csv_path) == os.path.abspath(video) else f"a link to the video {video}"
+        raise ValueError(f"CSV file {csv_path} is {what}; choose another name for the CSV")
+    if _same_file(session_json_path(csv_path), video):
+        raise ValueError(f"CSV file {csv_path} would write its session description over the video {video}; "
                          "choose another name for the CSV")
+    if any(_same_file(folder, video) for folder in csv_path.parents):
+        raise ValueError(f"CSV file {csv_path} would be inside the video {video}, which is a file, not a folder; "
+                         "choose another name for the CSV")
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether two paths name one file: the same path, a symbolic link or a hard link to it."""
+    if path.resolve() == other.resolve():
+        return True
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def new_session_path(folder: Path, now: datetime) -> Path:

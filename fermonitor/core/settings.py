@@ -84,6 +84,15 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class TimelineSettings:
+    """How much of a session the live timelines hold in memory (the CSV and the summary keep all)."""
+
+    history_min: float = 60.0  # minutes of each series kept: the longest window the timelines show
+    # a person not seen for this long leaves the live timelines (ids are never reused)
+    forget_after_min: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every user-adjustable setting, grouped by section."""
 
@@ -91,6 +100,7 @@ class Settings:
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     indicator: IndicatorSettings = field(default_factory=IndicatorSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    timeline: TimelineSettings = field(default_factory=TimelineSettings)
 
 
 _SECTIONS: dict[str, type] = {
@@ -98,6 +108,7 @@ _SECTIONS: dict[str, type] = {
     "tracking": TrackingSettings,
     "indicator": IndicatorSettings,
     "alerts": AlertSettings,
+    "timeline": TimelineSettings,
 }
 
 
@@ -152,6 +163,8 @@ def _check_ranges(settings: Settings) -> None:
         "analysis.detector_scale": settings.analysis.detector_scale,
         "analysis.full_detection_every": settings.analysis.full_detection_every,
         "tracking.min_hits": settings.tracking.min_hits,
+        "timeline.history_min": settings.timeline.history_min,
+        "timeline.forget_after_min": settings.timeline.forget_after_min,
     }
     for key, value in positive.items():
         if value <= 0:

@@ -1,7 +1,9 @@
 """Bounded per-person and class timelines of a session, and its end-of-session summary.
 
-Every series lives in a ring of at most ``max_points`` steps, so memory stays flat however long a
-session runs; the summary comes from running totals and so covers the whole session.
+Every series holds at most the last ``history_s`` seconds, in a ring of at most ``max_points``
+steps, and a person not seen for ``forget_after_s`` leaves the live series; so memory stays flat
+however long a session runs and however many people pass. The summary comes from running totals
+and so covers the whole session and everyone in it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import numpy as np
 
 from fermonitor.core.pipeline import INDICATORS
 from fermonitor.core.results import FrameResult
+from fermonitor.core.settings import TimelineSettings
 
-# Eight hours at the default two analysis steps per second.
-DEFAULT_MAX_POINTS = 8 * 3600 * 2
+# A safety cap on the steps of one series: an hour at ten analysis steps per second.
+DEFAULT_MAX_POINTS = 3600 * 10
+DEFAULT_HISTORY_S = 3600.0
+DEFAULT_FORGET_AFTER_S = 600.0
 ABSENT_CODE = INDICATORS.index("absent")
 
 
@@ -66,6 +71,16 @@ class _Ring:
             else:
                 hi = mid
         return lo
+
+    def drop_before(self, value: float) -> None:
+        """Forget the oldest rows whose first column (time) is below ``value``."""
+        dropped = self.first_at_least(value)
+        self._start = (self._start + dropped) % len(self._data)
+        self._size -= dropped
+
+    def last(self, column: int = 0) -> float:
+        """``column`` of the newest row (there must be one)."""
+        return float(self._data[(self._start + self._size - 1) % len(self._data), column])
 
     def rows_since(self, since: float | None) -> np.ndarray:
         """The rows whose first column (time) is >= ``since``; all rows for None."""
@@ -125,27 +140,41 @@ class _Totals:
 
 
 class TimelineStore:
-    """Per-person and class series of a session, bounded to ``max_points`` steps each.
+    """Per-person and class series of a session, bounded in time, in steps and in people.
 
     Parameters
     ----------
     classes
         The classifier's class names, in its order.
     max_points
-        Steps kept per series; older steps are overwritten.
+        At most this many steps kept per series; older steps are overwritten.
+    history_s
+        Seconds of each series kept, counted back from the newest step.
+    forget_after_s
+        A person not named by any step for this long leaves the series (the summary keeps them).
     """
 
-    def __init__(self, classes: tuple[str, ...] | list[str], max_points: int = DEFAULT_MAX_POINTS) -> None:
+    def __init__(self, classes: tuple[str, ...] | list[str], max_points: int = DEFAULT_MAX_POINTS,
+                 history_s: float = DEFAULT_HISTORY_S, forget_after_s: float = DEFAULT_FORGET_AFTER_S) -> None:
         if max_points < 1:
             raise ValueError(f"max_points {max_points} must be at least 1")
+        if not history_s > 0 or not forget_after_s > 0:
+            raise ValueError(f"history_s {history_s} and forget_after_s {forget_after_s} must be above 0")
         self.classes = tuple(classes)
         self.max_points = max_points
+        self.history_s = history_s
+        self.forget_after_s = forget_after_s
+        self.version = 0  # grows with every step: a view redraws when it changed
         self._people: dict[int, _Ring] = {}
         self._totals: dict[int, _Totals] = {}
         n = len(self.classes)
         # Class rows: t, expression shares (C), indicator shares (4), faces visible.
         self._class = _Ring(1 + n + len(INDICATORS) + 1, max_points, np.float64)
         self._indicator_code = {name: i for i, name in enumerate(INDICATORS)}
+
+    @classmethod
+    def from_settings(cls, classes: tuple[str, ...] | list[str], settings: TimelineSettings) -> TimelineStore:
+        return cls(classes, history_s=settings.history_min * 60.0, forget_after_s=settings.forget_after_min * 60.0)
 
     def __len__(self) -> int:
         """Steps held in the class series."""
@@ -157,7 +186,7 @@ class TimelineStore:
         return self._class.nbytes + sum(r.nbytes for r in self._people.values())
 
     def person_ids(self) -> list[int]:
-        """Everyone seen so far, ascending."""
+        """The people in the live series (seen within ``forget_after_s``), ascending."""
         return sorted(self._people)
 
     def append(self, result: FrameResult) -> None:
@@ -191,6 +220,18 @@ class TimelineStore:
             *(indicator_counts / people if people else indicator_counts),
             visible,
         ])
+        self._forget_old(t)
+        self.version += 1
+
+    def _forget_old(self, t: float) -> None:
+        """Drop steps older than the history and the people gone for longer than ``forget_after_s``."""
+        oldest = t - self.history_s
+        self._class.drop_before(oldest)
+        for person_id, ring in list(self._people.items()):
+            if not len(ring) or ring.last() < t - self.forget_after_s:
+                del self._people[person_id]
+            else:
+                ring.drop_before(oldest)
 
     def _person(self, person_id: int) -> _Ring:
         ring = self._people.get(person_id)
@@ -211,7 +252,7 @@ class TimelineStore:
     @property
     def last_t(self) -> float | None:
         """Time of the newest step, None before the first."""
-        return float(self._class.values(len(self._class) - 1)[0, 0]) if len(self._class) else None
+        return self._class.last() if len(self._class) else None
 
     def person_last_t(self, person_id: int) -> float | None:
         """Time of the newest step that names ``person_id`` (seen or absent), None for an unknown id."""

@@ -58,7 +58,7 @@ class CompactView(QWidget):
         layout.addWidget(self.chart, 1)
         layout.addWidget(self.full_button)
         self.resize(*COMPACT_SIZE)
-        self._shown_steps = -1
+        self._shown_steps: tuple[int, int] | None = None
         self.set_state("stopped")
 
     def set_state(self, state: str) -> None:
@@ -72,15 +72,16 @@ class CompactView(QWidget):
 
     def refresh(self, store: TimelineStore) -> None:
         """Redraw the chart from ``store`` when it grew and the panel is shown."""
-        if not self.isVisible() or len(store) == self._shown_steps or store.last_t is None:
+        key = (id(store), store.version)
+        if not self.isVisible() or key == self._shown_steps or store.last_t is None:
             return
-        self._shown_steps = len(store)
+        self._shown_steps = key
         series = store.class_series(store.last_t - CHART_WINDOW_S)
         for i, curve in enumerate(self.curves):
             curve.setData(series.t, series.indicator_shares[:, i])
 
     def reset(self) -> None:
-        self._shown_steps = -1
+        self._shown_steps = None
         self.counts_label.setText("No faces yet")
         self.alert_banner.show_messages([])
         for curve in self.curves:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBo
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import MODEL_HELP, resolve_backend, shipped_backends
 from fermonitor.core.resources import default_model_path
-from fermonitor.core.results import Frame, FrameResult
+from fermonitor.core.results import FrameResult
 from fermonitor.core.session import new_session_path
 from fermonitor.core.settings import Settings, save_settings
 from fermonitor.core.sources import Rect, capture_area, intersect
@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         self.last_png_path: Path | None = None
         self.summary_dialog: SummaryDialog | None = None
         self.failure: str | None = None  # why the last session could not start or what ended it
-        self.store = TimelineStore(FERPLUS_CLASSES)
+        self.store = TimelineStore.from_settings(FERPLUS_CLASSES, settings.timeline)
         self.alerts = AlertMonitor(settings.alerts)
         self.controller = SessionController(self)
         self.compact = CompactView()
@@ -151,7 +151,6 @@ class MainWindow(QMainWindow):
         self.controls.source_requested.connect(self.on_source_requested)
         self.controls.settings_requested.connect(self.on_settings_requested)
         self.controls.compact_requested.connect(self.show_compact_view)
-        self.controller.frame_captured.connect(self.on_frame_captured)
         self.controller.frame_processed.connect(self.on_frame_processed)
         self.controller.state_changed.connect(self.on_state_changed)
         self.controller.faulted.connect(self.on_session_faulted)
@@ -196,7 +195,7 @@ class MainWindow(QMainWindow):
             csv_path = new_session_path(self.sessions_dir, datetime.now())
         self.csv_path = Path(csv_path)
         self.last_png_path = None
-        self.store = TimelineStore(FERPLUS_CLASSES)
+        self.store = TimelineStore.from_settings(FERPLUS_CLASSES, self.settings.timeline)
         self.alerts = AlertMonitor(self.settings.alerts)
         self.alert_banner.show_messages([])
         self.timeline.reset()
@@ -328,10 +327,6 @@ class MainWindow(QMainWindow):
             self.show_message(f"settings could not be saved to {self.settings_path} ({exc})")
 
     @Slot(object)
-    def on_frame_captured(self, frame: Frame) -> None:
-        self.video_view.set_frame(frame)
-
-    @Slot(object)
     def on_frame_processed(self, result: FrameResult) -> None:
         self.store.append(result)
         self.status.add_result(result)
@@ -388,6 +383,10 @@ class MainWindow(QMainWindow):
     @Slot()
     def on_repaint_timer_timeout(self) -> None:
         self._ticks += 1
+        # The newest captured frame, taken here at the paint rate: frames never queue up for the UI.
+        frame = self.controller.newest_frame()
+        if frame is not None:
+            self.video_view.set_frame(frame)
         self.video_view.refresh()
         if self.controller.running:
             self.publish_own_windows()

@@ -15,6 +15,7 @@ from fermonitor.core.checkpoint import CheckpointError
 from fermonitor.core.classifier import MODEL_HELP, load_classifier
 from fermonitor.core.detection import detector_from_settings
 from fermonitor.core.pipeline import Pipeline
+from fermonitor.core.results import Frame
 from fermonitor.core.session import SessionWriter, check_not_the_video
 from fermonitor.core.settings import Settings
 from fermonitor.core.sources import FrameSource, VideoSource, parse_source
@@ -65,7 +66,6 @@ def open_pipeline(plan: SessionPlan, source_description: str,
 class SessionController(QObject):
     """Starts, pauses and stops a session; relays worker signals to the window (queued)."""
 
-    frame_captured = Signal(object)
     frame_processed = Signal(object)
     state_changed = Signal(str)  # "loading", "analysing", "paused", "stopped"
     faulted = Signal(str)
@@ -78,6 +78,7 @@ class SessionController(QObject):
         self.capture_worker: CaptureWorker | None = None
         self.analysis_worker: AnalysisWorker | None = None
         self.threads: list[QThread] = []
+        self.display_slot = LatestFrameSlot()  # the newest frame for the video pane
         self.names: dict[int, str] = {}
         self.paused = False
         self._end_reason = ""
@@ -87,6 +88,10 @@ class SessionController(QObject):
     @property
     def running(self) -> bool:
         return self._running
+
+    def newest_frame(self) -> Frame | None:
+        """The newest frame captured since the last call, if any (the video pane's, at its paint rate)."""
+        return self.display_slot.take(0.0)[0]
 
     @property
     def csv_opened(self) -> bool:
@@ -138,10 +143,10 @@ class SessionController(QObject):
             return opened_pipeline
 
         analysis_ready = threading.Event()
-        self.capture_worker = CaptureWorker(open_source, slot, start_gate=analysis_ready)
+        self.display_slot = LatestFrameSlot()
+        self.capture_worker = CaptureWorker(open_source, slot, start_gate=analysis_ready, display=self.display_slot)
         self.analysis_worker = AnalysisWorker(open_analysis, slot, plan.settings.analysis.rate_hz)
         capture, analysis = self.capture_worker, self.analysis_worker
-        capture.frame_captured.connect(self.frame_captured)
         capture.ended.connect(self.on_source_ended)
         capture.errored.connect(self.on_worker_errored)
         analysis.pipeline_ready.connect(self.on_pipeline_ready)

@@ -32,6 +32,7 @@ SECTION_TITLES = {
     "tracking": "Tracking",
     "indicator": "Indicator (expressions counted as positive, neutral, negative)",
     "alerts": "Alerts",
+    "timeline": "Timelines (memory of a long session; the CSV keeps everything)",
 }
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 FLOAT_DECIMALS = 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, Qt, Signal, Slot
+from PySide6.QtCore import QPoint, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -47,6 +47,8 @@ FACES_ROW_HEIGHT_PX = 70
 DEFAULT_WINDOW_MIN = 3
 MAX_WINDOW_MIN = 60
 MODES = ("expressions", "indicator")
+MAX_SPARE_PLOTS = 20  # plots of rows gone kept for the next rows
+INDICATOR_LEVEL_VALUES = np.array([INDICATOR_LEVELS[name] for name in INDICATORS])
 
 
 def _configure_plot(plot: pg.PlotWidget, y_range: tuple[float, float] | None) -> None:
@@ -67,8 +69,36 @@ def _curve(plot: pg.PlotWidget, colour: str, name: str | None = None) -> pg.Plot
     return item
 
 
+class RowPlot(pg.PlotWidget):
+    """The curves of a person's row; reused by the next person's row when one leaves."""
+
+    clicked = Signal()
+
+    def __init__(self, classes: tuple[str, ...]) -> None:
+        super().__init__()
+        _configure_plot(self, (-0.05, 1.05))
+        self.expression_curves = [_curve(self, EXPRESSION_COLOURS[i % len(EXPRESSION_COLOURS)], name)
+                                  for i, name in enumerate(classes)]
+        self.indicator_curve = _curve(self, "#2c3e50", "indicator")
+        self.scene().sigMouseClicked.connect(self.on_scene_clicked)
+
+    def clear_curves(self) -> None:
+        for curve in (*self.expression_curves, self.indicator_curve):
+            curve.setData([], [])
+
+    @Slot(object)
+    def on_scene_clicked(self, event: object) -> None:
+        if getattr(event, "button", lambda: None)() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+
+
 class PersonRow(QFrame):
-    """One person's timeline: name, and either eight expression curves or the indicator curve."""
+    """One person's timeline: name, and either eight expression curves or the indicator curve.
+
+    The plot comes the first time the row scrolls into view (``ensure_plot``), from the plots of
+    rows that left when there is one: a row costs a label until then, however many people a
+    session holds, and people coming and going make no new plots.
+    """
 
     clicked = Signal(int)
     rename_requested = Signal(int)
@@ -77,22 +107,18 @@ class PersonRow(QFrame):
     def __init__(self, person_id: int, classes: tuple[str, ...], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.person_id = person_id
+        self.classes = classes
         self.enlarged = False
+        self.mode = MODES[0]
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.name_label = QLabel(f"#{person_id}")
         self.name_label.setMinimumWidth(80)
         self.name_label.setToolTip("Click the row to enlarge it; right-click to rename or hide")
-        self.plot = pg.PlotWidget()
-        _configure_plot(self.plot, (-0.05, 1.05))
-        self.plot.getPlotItem().hideAxis("bottom")
-        self.expression_curves = [_curve(self.plot, EXPRESSION_COLOURS[i % len(EXPRESSION_COLOURS)], name)
-                                  for i, name in enumerate(classes)]
-        self.indicator_curve = _curve(self.plot, "#2c3e50", "indicator")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.name_label)
-        layout.addWidget(self.plot, 1)
-        self.plot.scene().sigMouseClicked.connect(self.on_plot_clicked)
+        self.plot: RowPlot | None = None
+        self.row_layout = QHBoxLayout(self)
+        self.row_layout.setContentsMargins(2, 2, 2, 2)
+        self.row_layout.addWidget(self.name_label)
+        self.row_layout.addStretch(1)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self.on_context_menu_requested)
         self.set_enlarged(False)
@@ -100,8 +126,37 @@ class PersonRow(QFrame):
         self.drawn: tuple[float | None, str, float] | None = None  # (person's newest t, mode, window) drawn
         self.x_range: tuple[float, float] | None = None
 
+    @property
+    def expression_curves(self) -> list[pg.PlotDataItem]:
+        return self.plot.expression_curves if self.plot is not None else []
+
+    @property
+    def indicator_curve(self) -> pg.PlotDataItem | None:
+        return self.plot.indicator_curve if self.plot is not None else None
+
+    def ensure_plot(self, spare: list[RowPlot]) -> RowPlot:
+        """The row's plot, taken from ``spare`` (plots of rows gone) or made."""
+        if self.plot is None:
+            self.plot = spare.pop() if spare else RowPlot(self.classes)
+            self.row_layout.takeAt(1)  # the stretch that held the place
+            self.row_layout.addWidget(self.plot, 1)
+            self.plot.clicked.connect(self.on_plot_clicked)
+            self.set_mode(self.mode)
+            self.set_enlarged(self.enlarged)
+            self.x_range = None
+        return self.plot
+
+    def release_plot(self) -> RowPlot | None:
+        """Take the plot out of the row, emptied, for another row to use."""
+        plot, self.plot = self.plot, None
+        if plot is not None:
+            plot.clicked.disconnect(self.on_plot_clicked)
+            plot.setParent(None)
+            plot.clear_curves()
+        return plot
+
     def show_x_range(self, x_range: tuple[float, float]) -> None:
-        if x_range != self.x_range:
+        if x_range != self.x_range and self.plot is not None:
             self.x_range = x_range
             self.plot.setXRange(*x_range, padding=0)
 
@@ -111,22 +166,24 @@ class PersonRow(QFrame):
     def set_enlarged(self, enlarged: bool) -> None:
         self.enlarged = enlarged
         self.setFixedHeight(ENLARGED_ROW_HEIGHT_PX if enlarged else ROW_HEIGHT_PX)
-        self.plot.getPlotItem().showAxis("bottom", enlarged)
+        if self.plot is not None:
+            self.plot.getPlotItem().showAxis("bottom", enlarged)
 
     def set_mode(self, mode: str) -> None:
+        self.mode = mode
         for curve in self.expression_curves:
             curve.setVisible(mode == "expressions")
-        self.indicator_curve.setVisible(mode == "indicator")
+        if self.indicator_curve is not None:
+            self.indicator_curve.setVisible(mode == "indicator")
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         if event.button() == Qt.MouseButton.LeftButton:
             self.clicked.emit(self.person_id)
         super().mousePressEvent(event)
 
-    @Slot(object)
-    def on_plot_clicked(self, event: object) -> None:
-        if getattr(event, "button", lambda: None)() == Qt.MouseButton.LeftButton:
-            self.clicked.emit(self.person_id)
+    @Slot()
+    def on_plot_clicked(self) -> None:
+        self.clicked.emit(self.person_id)
 
     @Slot(QPoint)
     def on_context_menu_requested(self, position: QPoint) -> None:
@@ -154,7 +211,7 @@ class TimelineWidget(QWidget):
         self.rows: dict[int, PersonRow] = {}
         self.hidden: set[int] = set()
         self.names: dict[int, str] = {}
-        self._shown_steps = -1
+        self._shown_steps: tuple[int, int] | None = None
 
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(["Expression probabilities", "Indicator"])
@@ -206,6 +263,9 @@ class TimelineWidget(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.rows_container)
         self.scroll.verticalScrollBar().valueChanged.connect(self.on_rows_scrolled)
+        self._store: TimelineStore | None = None
+        self._spare_plots: list[RowPlot] = []
+        self._since = 0.0
         self._x_range: tuple[float, float] | None = None
 
         self.grid = PresenceGrid(self.classes)
@@ -244,13 +304,12 @@ class TimelineWidget(QWidget):
 
     def reset(self) -> None:
         """Remove every person row (a new session)."""
-        for row in self.rows.values():
-            row.setParent(None)
-            row.deleteLater()
-        self.rows.clear()
+        for pid in list(self.rows):
+            self._remove_row(pid)
+        self._store, self._x_range = None, None
         self.hidden.clear()
         self.names.clear()
-        self._shown_steps = -1
+        self._shown_steps = None
         self.grid = self.heatmap.grid = PresenceGrid(self.classes)
         self.board = self.seat_map.board = SeatBoard()
         self.heatmap.set_names({})
@@ -274,9 +333,12 @@ class TimelineWidget(QWidget):
             self.heatmap.refresh()
         if current == 1 or force:
             self.seat_map.refresh()
-        if len(store) == self._shown_steps and not force:
+        # Keyed on the store's version, not its length: a full store keeps its length while it moves on.
+        if (id(store), store.version) == self._shown_steps and not force:
+            if self.tabs.currentWidget() is self.scroll:
+                self.update_rows_in_view()  # rows that came into view by a resize or an enlarged row
             return
-        self._shown_steps = len(store)
+        self._shown_steps = (id(store), store.version)
         if store.last_t is None:
             return
         # Only the steps inside the visible window are copied and drawn, however long the session.
@@ -293,37 +355,59 @@ class TimelineWidget(QWidget):
         self.class_plot.setXRange(*x_range, padding=0)
         if self.tabs.currentWidget() is not self.scroll and not force:
             return  # the rows catch up when their tab opens (on_tabs_current_changed)
-        levels = np.array([INDICATOR_LEVELS[name] for name in INDICATORS])
-        self._x_range = x_range
-        for pid in store.person_ids():
-            row = self.rows.get(pid) or self._add_row(pid)
-            if pid in self.hidden:
+        self._store, self._since, self._x_range = store, since, x_range
+        live = store.person_ids()
+        for pid in set(self.rows) - set(live):
+            self._remove_row(pid)  # gone for longer than the store keeps people
+        for pid in live:
+            if pid not in self.rows:
+                self._add_row(pid)
+        self.place_rows()
+        self.update_rows_in_view(force)
+
+    def place_rows(self) -> None:
+        """Lay the rows out now (Qt would at the next event), to know which of them are in view."""
+        viewport = self.scroll.viewport()
+        height = max(viewport.height(), self.rows_layout.sizeHint().height())
+        if self.rows_container.size() != QSize(viewport.width(), height):
+            self.rows_container.resize(viewport.width(), height)
+        self.rows_layout.activate()
+
+    @Slot(int)
+    def on_rows_scrolled(self, _value: int) -> None:
+        self.update_rows_in_view()
+
+    def update_rows_in_view(self, force: bool = False) -> None:
+        """Draw the rows in view: new steps of their person, the time axis slid; the others catch up
+        when they scroll into view, so a tick costs what is visible, however many people are listed."""
+        if self._store is None or self._x_range is None:
+            return
+        top = self.scroll.verticalScrollBar().value()
+        bottom = top + self.scroll.viewport().height()
+        for pid, row in self.rows.items():
+            if pid in self.hidden or row.y() >= bottom or row.y() + row.height() <= top:
                 continue
-            # A person's curves change only with a newer step of theirs (or another mode or window):
-            # people who left cost nothing per tick, however many a session has seen.
-            drawn = (store.person_last_t(pid), self.mode, self.window_s)
+            row.ensure_plot(self._spare_plots)
+            # A person's curves change only with a newer step of theirs (or another mode or window).
+            drawn = (self._store.person_last_t(pid), self.mode, self.window_s)
             if drawn != row.drawn or force:
                 row.drawn = drawn
-                person = store.person_series(pid, since)
+                person = self._store.person_series(pid, self._since)
                 if self.mode == "expressions":
                     for i, curve in enumerate(row.expression_curves):
                         curve.setData(person.t, person.probabilities[:, i])
                 else:
-                    row.indicator_curve.setData(person.t, levels[person.indicator])
+                    row.indicator_curve.setData(person.t, INDICATOR_LEVEL_VALUES[person.indicator])
                 row.shown_points = len(person.t)
-        self.on_rows_scrolled()
+            row.show_x_range(self._x_range)
 
-    @Slot()
-    def on_rows_scrolled(self) -> None:
-        """Slide the time axis of the rows in view; the others catch up when scrolled into view."""
-        if self._x_range is None:
-            return
-        viewport = self.scroll.viewport()
-        top = self.scroll.verticalScrollBar().value()
-        bottom = top + viewport.height()
-        for row in self.rows.values():
-            if row.isVisibleTo(self.rows_container) and row.y() < bottom and row.y() + row.height() > top:
-                row.show_x_range(self._x_range)
+    def _remove_row(self, person_id: int) -> None:
+        row = self.rows.pop(person_id)
+        plot = row.release_plot()
+        if plot is not None and len(self._spare_plots) < MAX_SPARE_PLOTS:
+            self._spare_plots.append(plot)
+        row.setParent(None)
+        row.deleteLater()
 
     def _add_row(self, person_id: int) -> PersonRow:
         row = PersonRow(person_id, self.classes)
@@ -335,6 +419,7 @@ class TimelineWidget(QWidget):
         self.rows[person_id] = row
         order = sorted(self.rows)
         self.rows_layout.insertWidget(order.index(person_id), row)
+        row.setVisible(person_id not in self.hidden)  # now, not at the next event: place_rows counts it
         return row
 
     def rename_person(self, person_id: int, name: str) -> None:
@@ -356,7 +441,7 @@ class TimelineWidget(QWidget):
             self.hidden.add(person_id)
         if person_id in self.rows:
             self.rows[person_id].setVisible(visible)
-        self._shown_steps = -1  # a row shown again needs its data
+        self._shown_steps = None  # a row shown again needs its data
         self.person_visibility_changed.emit(person_id, visible)
 
     @Slot(int)
@@ -392,7 +477,7 @@ class TimelineWidget(QWidget):
             legend.addItem(curve, name)
         for row in self.rows.values():
             row.set_mode(self.mode)
-        self._shown_steps = -1
+        self._shown_steps = None
 
     @Slot(int)
     def on_mode_combo_changed(self, index: int) -> None:
@@ -407,12 +492,12 @@ class TimelineWidget(QWidget):
 
     @Slot(int)
     def on_tabs_current_changed(self, index: int) -> None:
-        self._shown_steps = -1
+        self._shown_steps = None
 
     @Slot(int)
     def on_window_spin_changed(self, minutes: int) -> None:
         self.window_s = minutes * 60.0
-        self._shown_steps = -1
+        self._shown_steps = None
 
     @Slot(int)
     def on_row_clicked(self, person_id: int) -> None:

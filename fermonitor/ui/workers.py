@@ -1,7 +1,9 @@
 """Capture and analysis workers: each runs a loop on its own QThread and talks through signals.
 
 The capture worker opens its source inside its thread, paces a video to its own clock and writes
-every frame into one :class:`LatestFrameSlot` (newest wins). The analysis worker loads the model in
+every frame into one :class:`LatestFrameSlot` (newest wins) for the analysis, and into another for
+the video pane, which the window takes at its paint rate: a stalled UI holds one frame, never a
+queue of them. The analysis worker loads the model in
 its thread, takes the newest frame at the analysis rate, runs :meth:`AnalysisWorker.step` (a plain
 method tests call directly) and emits one frozen ``FrameResult`` per step.
 """
@@ -50,16 +52,16 @@ class CaptureWorker(QObject):
     """
 
     opened = Signal(str)
-    frame_captured = Signal(object)
     ended = Signal()
     errored = Signal(str)
     finished = Signal()
 
     def __init__(self, open_source: Callable[[], Any], slot: LatestFrameSlot, pace: bool = True,
-                 start_gate: threading.Event | None = None) -> None:
+                 start_gate: threading.Event | None = None, display: LatestFrameSlot | None = None) -> None:
         super().__init__()
         self._open_source = open_source
         self._slot = slot
+        self._display = display
         self._pace = pace
         self._start_gate = start_gate
         self._stop = threading.Event()
@@ -126,7 +128,8 @@ class CaptureWorker(QObject):
                 if wait > 0 and self._stop.wait(wait):
                     return
             self._slot.put(frame)
-            self.frame_captured.emit(frame)
+            if self._display is not None:
+                self._display.put(frame)
 
 
 class AnalysisWorker(QObject):

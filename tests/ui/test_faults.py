@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -194,6 +196,36 @@ def test_a_scripted_session_that_fails_exits_with_status_1(tmp_path: Path, tiny_
                           env=env, capture_output=True, text=True, timeout=SESSION_TIMEOUT_MS / 1000 + 60)
     assert done.returncode == 1, done.stderr[-3000:]
     assert f"video {missing} does not exist" in done.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be sent to a process on Windows")
+def test_sigterm_closes_the_app_like_its_close_button_and_the_session_files_with_it(
+        tmp_path: Path, tiny_checkpoint: Path, face_video: Path) -> None:
+    csv_path = tmp_path / "terminated.csv"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "FERMONITOR_CONFIG_DIR": str(tmp_path / "config"),
+           "FERMONITOR_SESSIONS_DIR": str(tmp_path / "sessions")}
+    child = subprocess.Popen([sys.executable, "-m", "fermonitor", "--source", f"video:{face_video}", "--csv",
+                              str(csv_path), "--exit-after", "60", "--model", str(tiny_checkpoint)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + SESSION_TIMEOUT_MS / 1000
+        while not (csv_path.is_file() and len(read_rows(csv_path)[1]) >= 2):
+            if child.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the app wrote no rows before it ended or in time: {child.communicate()[1][-3000:]}")
+            time.sleep(0.1)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=SESSION_TIMEOUT_MS / 1000)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.splitlines()[-1] == "fermonitor: terminated by SIGTERM"
+    header, rows = read_rows(csv_path)
+    described = json.loads(session_json_path(csv_path).read_text(encoding="utf-8"))
+    assert described["end"] is not None and described["rows"] == len(rows) >= 2
+    assert csv_path.read_text(encoding="utf-8").endswith("\n")
+    assert float(rows[-1]["t_seconds"]) < 19.0  # ended by the signal, not by the 20-second video
 
 
 def test_a_stop_while_the_camera_is_still_opening_writes_no_csv(qtbot: object, tmp_path: Path, ui_checkpoint: Path,

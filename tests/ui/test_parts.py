@@ -75,9 +75,14 @@ def test_a_video_faster_than_the_capture_cap_still_plays_in_real_time(make_face_
         source.open()
         return source
 
-    worker = CaptureWorker(open_source, LatestFrameSlot())
     delivered: list[Frame] = []
-    worker.frame_captured.connect(delivered.append)
+
+    class RecordingSlot(LatestFrameSlot):
+        def put(self, frame: Frame) -> None:
+            delivered.append(frame)
+            super().put(frame)
+
+    worker = CaptureWorker(open_source, RecordingSlot())
     worker.run()  # in this thread, until the video ends
     # Frames the wall clock has passed are skipped undecoded: about half are read, over the whole video
     # (at the capture cap without skipping, all 60 would be read and the second would last two).
@@ -85,6 +90,24 @@ def test_a_video_faster_than_the_capture_cap_still_plays_in_real_time(make_face_
     assert delivered[-1].t_seconds >= 0.5
     times = [frame.t_seconds for frame in delivered]
     assert times == sorted(times)
+
+
+def test_the_video_pane_gets_the_newest_frame_never_a_queue(make_face_video, fer_faces) -> None:
+    images, _ = fer_faces
+    video = make_face_video(images[:1], seconds=1.0, fps=20)
+    source = VideoSource(video)
+
+    def open_source() -> VideoSource:
+        source.open()
+        return source
+
+    display = LatestFrameSlot()
+    worker = CaptureWorker(open_source, LatestFrameSlot(), pace=False, display=display)
+    worker.run()  # a UI that never took a frame while the whole video was read
+    assert worker.frames_read == 20
+    frame, dropped = display.take(0.0)
+    assert frame is not None and frame.index == 19 and dropped == 19  # one frame held, the newest
+    assert display.take(0.0) == (None, 0)
 
 
 class _LiveClockSource:
@@ -427,3 +450,32 @@ def test_timelines_draw_only_the_chosen_window_of_a_long_session(qtbot: object) 
     widget.window_spin.setValue(10)  # a new window redraws though no step was added
     widget.refresh(store)
     assert widget.rows[1].shown_points == 10 * 60 * 2 + 1
+
+
+def test_a_full_store_keeps_the_newest_step_shown_and_people_gone_leave_the_rows(qtbot: object) -> None:
+    classes = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+    store = TimelineStore(classes, max_points=50, forget_after_s=30.0)
+    widget = TimelineWidget(classes)
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.tabs.setCurrentWidget(widget.scroll)
+    probabilities = (0.3, 0.7, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def step(i: int) -> None:
+        people = (1, 2) if i < 100 else (1,)  # person 2 leaves at 50 s
+        faces = tuple(FaceObservation(pid, (60 * pid, 0, 40, 40), probabilities, "happiness", 0.7, "positive")
+                      for pid in people)
+        store.append(FrameResult(frame_index=i, t_seconds=i * 0.5, wall_time=datetime(2026, 1, 5, 9, 0),
+                                 frame_size=(640, 480), faces=faces, absent_ids=()))
+
+    for i in range(200):
+        step(i)
+        widget.refresh(store)
+        x_data, _ = widget.class_expression_curves[1].getData()
+        assert x_data[-1] == i * 0.5  # the newest step is drawn, also once the store holds its 50 at most
+        if i == 99:
+            assert sorted(widget.rows) == [1, 2]
+    assert len(store) == 50
+    assert sorted(widget.rows) == [1]  # 2 was gone for more than 30 s
+    row_x, _ = widget.rows[1].expression_curves[1].getData()
+    assert row_x[-1] == 199 * 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -148,12 +149,17 @@ def test_a_malformed_source_is_shown_and_nothing_starts(qtbot: object, tmp_path:
     assert not (tmp_path / "never.csv").exists()
 
 
-def test_a_csv_path_that_is_the_video_is_refused_and_the_video_kept(qtbot: object, tmp_path: Path,
-                                                                    ui_checkpoint: Path, face_video: Path) -> None:
+def test_a_csv_path_that_is_the_video_or_a_link_to_it_is_refused_and_the_video_kept(
+        qtbot: object, tmp_path: Path, ui_checkpoint: Path, face_video: Path) -> None:
     before = face_video.read_bytes()
     window = make_window(qtbot, tmp_path, f"video:{face_video}", ui_checkpoint)
     assert not window.start_session(face_video)
     assert window.message() == f"CSV file {face_video} is the video itself; choose another name for the CSV."
+    assert not window.controller.running and window.failure
+    hard_link = tmp_path / "hard.csv"
+    os.link(face_video, hard_link)  # the same file by another name: writing it would truncate the video
+    assert not window.start_session(hard_link)
+    assert window.message() == f"CSV file {hard_link} is a link to the video {face_video}; choose another name for the CSV."
     assert not window.controller.running and window.failure
     assert face_video.read_bytes() == before
 

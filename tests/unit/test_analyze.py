@@ -151,6 +151,31 @@ def test_options_that_would_lose_data_or_be_ignored(tmp_path: Path, make_face_vi
         assert capsys.readouterr().err.splitlines()[-1] == f"fermonitor: error: argument --exit-after: {reason}"
 
 
+def test_a_csv_that_is_a_link_to_the_video_or_inside_it_is_refused_before_anything_is_written(
+        tmp_path: Path, make_face_video, detectable_faces, tiny_checkpoint: Path, capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    before = video.read_bytes()
+    hard_link = tmp_path / "hard.csv"
+    os.link(video, hard_link)  # the same inode: opening it for writing would truncate the video
+    assert cli.main(["analyze", str(video), "--csv", str(hard_link), "--model", str(tiny_checkpoint)]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: CSV file {hard_link} is a link to the video {video}; "
+                                 "choose another name for the CSV"]
+    assert video.read_bytes() == before and not session_json_path(hard_link).exists()
+    inside = video / "out.csv"
+    assert cli.main(["analyze", str(video), "--csv", str(inside), "--model", str(tiny_checkpoint)]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: CSV file {inside} would be inside the video {video}, which "
+                                 "is a file, not a folder; choose another name for the CSV"]
+    assert video.read_bytes() == before
+
+
+def test_an_empty_csv_path_is_named(tmp_path: Path, make_face_video, detectable_faces, capsys) -> None:
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    assert cli.main(["analyze", str(video), "--csv", ""]) == 1
+    assert errors_of(capsys) == ["fermonitor: error: --csv '': the path is empty"]
+    assert cli.main(["--csv", ""]) == 1  # the app, before any window
+    assert errors_of(capsys) == ["fermonitor: error: --csv '': the path is empty"]
+
+
 def test_unreadable_video(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
     video = tmp_path / "lecture.mp4"
     video.write_text("not a video")
@@ -188,6 +213,27 @@ def test_corrupt_and_pickled_models(tmp_path: Path, make_face_video, detectable_
     assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
 
 
+def test_a_model_with_std_0_or_input_size_0_is_refused_before_the_csv_is_written(
+        tmp_path: Path, make_face_video, detectable_faces, capsys) -> None:
+    import torch
+
+    from fermonitor.core.checkpoint import ModelMeta, save_checkpoint
+
+    video = make_face_video(detectable_faces, seconds=0.5, fps=10)
+    out = tmp_path / "o.csv"
+    for name, meta, message in [
+        ("std0.pt", ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES, std=0.0),
+         "has normalisation std 0.0: it must be a finite number above 0"),
+        ("size0.pt", ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES, input_size=0),
+         "has input size 0: it must be from 1 to 1024 pixels"),
+    ]:
+        model = tmp_path / name  # the description is refused before the weights are read
+        save_checkpoint(model, torch.nn.Linear(1, 1), meta)
+        assert cli.main(["analyze", str(video), "--csv", str(out), "--model", str(model), "--device", "cpu"]) == 1
+        assert errors_of(capsys) == [f"fermonitor: error: model file {model} {message}"]
+        assert not out.exists()
+
+
 def test_missing_model_says_how_to_get_one(tmp_path: Path, make_face_video, detectable_faces,
                                            monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     video = make_face_video(detectable_faces, seconds=0.5, fps=10)
@@ -201,51 +247,53 @@ def test_missing_model_says_how_to_get_one(tmp_path: Path, make_face_video, dete
 def test_bad_rate_and_detector(tmp_path: Path, make_face_video, detectable_faces, tiny_checkpoint: Path,
                                capsys) -> None:
     video = make_face_video(detectable_faces, seconds=0.5, fps=10)
-    assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--rate", "0"]) == 1
-    assert errors_of(capsys) == ["fermonitor: error: analysis rate 0.0 Hz must be a number above 0"]
+    for rate, shown in [("1e308", "1e+308"), ("0", "0"), ("-2", "-2"), ("nan", "nan"), ("inf", "inf"),
+                        ("1001", "1001")]:
+        assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--rate", rate,
+                         "--model", str(tiny_checkpoint)]) == 1
+        assert errors_of(capsys) == [f"fermonitor: error: analysis rate {shown} Hz must be above 0 and at most 1000"]
+    assert not (tmp_path / "o.csv").exists()
     assert cli.main(["analyze", str(video), "--csv", str(tmp_path / "o.csv"), "--model", str(tiny_checkpoint),
                      "--device", "cpu", "--detector", "yolo"]) == 1
     assert errors_of(capsys) == ["fermonitor: error: unknown detector 'yolo'; available: haar, yunet"]
 
 
-def test_sigkill_mid_run_leaves_a_valid_csv(tmp_path: Path, make_face_video, detectable_faces,
-                                            tiny_checkpoint: Path) -> None:
+def start_analyze_until_rows(video: Path, model: Path, out: Path) -> subprocess.Popen[bytes]:
+    """Start ``fermonitor analyze`` in a child process and return it once its CSV holds 4 rows."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fermonitor", "analyze", str(video), "--csv", str(out), "--model", str(model),
+         "--device", "cpu", "--rate", "10", "--no-progress"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + FIRST_ROWS_DEADLINE_S
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            pytest.fail(f"analyze ended before the signal: {child.stderr.read().decode()[-500:]}")
+        if out.exists() and out.read_text(encoding="utf-8").count("\n") >= 5:
+            return child
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+    pytest.fail("analyze wrote no rows in time")
+
+
+@pytest.fixture()
+def onnx_model(tmp_path: Path, tiny_checkpoint: Path) -> Path:
+    """The tiny checkpoint's ONNX export: a child process running it does not pay for importing torch."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from fermonitor.core.checkpoint import load_checkpoint
     from training.export import export_onnx
 
-    # The child runs the ONNX export: starting it does not pay for importing torch.
     model, meta = load_checkpoint(tiny_checkpoint)
-    onnx_model = tmp_path / "tiny.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        export_onnx(model, meta, onnx_model)
-    video = make_face_video(detectable_faces, seconds=30.0, fps=10, name="long.avi")
-    out = tmp_path / "killed.csv"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "fermonitor", "analyze", str(video), "--csv", str(out), "--model", str(onnx_model),
-         "--device", "cpu", "--rate", "10", "--no-progress"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + FIRST_ROWS_DEADLINE_S
-        while time.monotonic() < deadline:
-            if child.poll() is not None:
-                pytest.fail(f"analyze ended before it was killed: {child.stderr.read().decode()[-500:]}")
-            if out.exists() and out.read_text(encoding="utf-8").count("\n") >= 5:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("analyze wrote no rows in time")
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL
+        return export_onnx(model, meta, tmp_path / "tiny.onnx")
+
+
+def assert_whole_rows(out: Path) -> list[dict[str, str]]:
+    """The CSV has its header and only whole rows (no line cut short); returns the rows."""
     text = out.read_text(encoding="utf-8")
     assert text.endswith("\n"), "the last line is cut short"
     lines = text.splitlines()
@@ -256,8 +304,47 @@ def test_sigkill_mid_run_leaves_a_valid_csv(tmp_path: Path, make_face_video, det
         assert len(row) == len(columns)
     rows = read_rows(out)
     assert all(r["indicator"] in {"positive", "neutral", "negative"} for r in rows)
+    return rows
+
+
+def test_sigkill_mid_run_leaves_a_valid_csv(tmp_path: Path, make_face_video, detectable_faces,
+                                            onnx_model: Path) -> None:
+    video = make_face_video(detectable_faces, seconds=30.0, fps=10, name="long.avi")
+    out = tmp_path / "killed.csv"
+    child = start_analyze_until_rows(video, onnx_model, out)
+    try:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert_whole_rows(out)
     # Killed: the JSON is there, without an end.
     assert json.loads(session_json_path(out).read_text())["end"] is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be sent to a process on Windows")
+def test_sigterm_mid_run_closes_the_session_like_ctrl_c(tmp_path: Path, make_face_video, detectable_faces,
+                                                       onnx_model: Path) -> None:
+    video = make_face_video(detectable_faces, seconds=30.0, fps=10, name="long.avi")
+    out = tmp_path / "terminated.csv"
+    child = start_analyze_until_rows(video, onnx_model, out)
+    try:
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 128 + signal.SIGTERM
+    assert err.decode().splitlines() == ["fermonitor: terminated by SIGTERM"]
+    rows = assert_whole_rows(out)
+    described = json.loads(session_json_path(out).read_text())
+    assert described["end"] is not None
+    assert described["rows"] == len(rows)  # every row written reached the CSV, and the JSON counts them
+    assert float(rows[-1]["t_seconds"]) < 29.0  # ended part way, not at the video's end
 
 
 def test_the_app_refuses_a_csv_path_that_is_a_folder_before_it_starts(tmp_path: Path, capsys) -> None:

@@ -175,3 +175,25 @@ def test_an_unknown_architecture_is_rejected(tmp_path: Path) -> None:
     save_checkpoint(path, _random_model(), _meta(arch="vgg11"))
     with pytest.raises(CheckpointError, match=r"unknown\.pt: unknown model 'vgg11'"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("input_size", 0, "has input size 0: it must be from 1 to 1024 pixels"),
+    ("input_size", -48, "has input size -48: it must be from 1 to 1024 pixels"),
+    ("input_size", 10**9, "has input size 1000000000: it must be from 1 to 1024 pixels"),
+    ("std", 0.0, "has normalisation std 0.0: it must be a finite number above 0"),
+    ("std", -0.25, "has normalisation std -0.25: it must be a finite number above 0"),
+    ("std", float("inf"), "has normalisation std inf: it must be a finite number above 0"),
+    ("std", float("nan"), "has normalisation std nan: it must be a finite number above 0"),
+    ("mean", float("nan"), "has normalisation mean nan: it must be a finite number"),
+    ("mean", float("-inf"), "has normalisation mean -inf: it must be a finite number"),
+])
+def test_an_unusable_input_size_or_normalisation_is_refused_at_load(tmp_path: Path, field: str, value: float,
+                                                                   message: str) -> None:
+    # These values would crash the crop or turn every probability into NaN; the description is
+    # checked before the weights, so a one-layer model stands in for the network here.
+    path = tmp_path / "bad.pt"
+    save_checkpoint(path, torch.nn.Linear(1, 1), ModelMeta(arch=ARCH, classes=FERPLUS_CLASSES, **{field: value}))
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"model file {path} {message}"

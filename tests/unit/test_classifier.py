@@ -138,3 +138,11 @@ def test_a_pickled_checkpoint_is_refused_by_the_classifier(tmp_path: Path) -> No
 class _Evil:
     def __reduce__(self) -> tuple:
         return (print, ("unpickled",))
+
+
+def test_an_input_size_the_architecture_cannot_take_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "small_input.pt"  # vgg19's five poolings need at least 32 pixels
+    save_checkpoint(path, build_model("vgg19"), ModelMeta(arch="vgg19", classes=FERPLUS_CLASSES, input_size=16))
+    with pytest.raises(CheckpointError) as info:
+        load_classifier(path, device="cpu")
+    assert str(info.value).startswith(f"model file {path} (vgg19, input size 16) does not run (")

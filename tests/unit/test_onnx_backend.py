@@ -151,17 +151,40 @@ def test_bad_backend_device_and_file_type_are_clear_errors(model_files: tuple[Pa
         load_classifier(garbage)
 
 
-def test_missing_metadata_is_a_clear_error(model_files: tuple[Path, Path], tmp_path: Path) -> None:
-    proto = onnx.load(str(model_files[1]))
-    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != "mean"]
+def with_metadata(source: Path, path: Path, **changes: str | None) -> Path:
+    """A copy of the ONNX model ``source`` at ``path`` whose metadata has ``changes`` (None: left out)."""
+    proto = onnx.load(str(source))
+    kept = {p.key: p.value for p in proto.metadata_props}
+    kept.update(changes)
     del proto.metadata_props[:]
-    for key, value in kept:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    stripped = tmp_path / "stripped.onnx"
-    onnx.save(proto, str(stripped))
+    for key, value in kept.items():
+        if value is not None:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_missing_metadata_is_a_clear_error(model_files: tuple[Path, Path], tmp_path: Path) -> None:
+    stripped = with_metadata(model_files[1], tmp_path / "stripped.onnx", mean=None)
     with pytest.raises(CheckpointError, match=f"model file {stripped} lacks metadata 'mean'"):
         load_classifier(stripped)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"input_size": "64"}, "takes input 'faces' of shape (batch, 1, 48, 48), but its metadata says input size 64: "
+                           "expected (N, 1, 64, 64)"),
+    ({"input_size": "0"}, "has input size 0: it must be from 1 to 1024 pixels"),
+    ({"std": "0"}, "has normalisation std 0.0: it must be a finite number above 0"),
+    ({"std": "nan"}, "has normalisation std nan: it must be a finite number above 0"),
+    ({"mean": "inf"}, "has normalisation mean inf: it must be a finite number"),
+])
+def test_metadata_that_cannot_feed_the_model_is_refused_at_load(model_files: tuple[Path, Path], tmp_path: Path,
+                                                                changes: dict[str, str], message: str) -> None:
+    bad = with_metadata(model_files[1], tmp_path / "bad.onnx", **changes)
+    with pytest.raises(CheckpointError) as info:
+        load_classifier(bad, device="cpu")
+    assert str(info.value) == f"model file {bad} {message}"
 
 
 NO_TORCH_SCRIPT = """

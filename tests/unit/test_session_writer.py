@@ -18,6 +18,7 @@ from fermonitor.core.session import (
     CSV_HEADER,
     SessionError,
     SessionWriter,
+    check_not_the_video,
     new_session_path,
     session_json_path,
 )
@@ -126,6 +127,34 @@ def test_unwritable_paths_are_named(tmp_path: Path) -> None:
         SessionWriter(tmp_path / "missing-folder" / "out.csv", "webcam:0", None, Settings())
     with pytest.raises(SessionError, match="cannot be written"):
         SessionWriter(tmp_path, "webcam:0", None, Settings())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need extra rights on Windows")
+def test_a_csv_that_would_replace_the_video_is_refused_by_any_name(tmp_path: Path) -> None:
+    video = tmp_path / "lecture.mp4"
+    video.write_bytes(b"the recording")
+    hard, soft = tmp_path / "hard.csv", tmp_path / "soft.csv"
+    os.link(video, hard)
+    soft.symlink_to(video)
+    for path in (hard, soft):
+        with pytest.raises(ValueError) as info:
+            check_not_the_video(path, video)
+        assert str(info.value) == f"CSV file {path} is a link to the video {video}; choose another name for the CSV"
+    with pytest.raises(ValueError) as info:
+        check_not_the_video(tmp_path / "." / "lecture.mp4", video)
+    assert str(info.value) == f"CSV file {video} is the video itself; choose another name for the CSV"
+    (tmp_path / "talk.session.json").symlink_to(video)
+    with pytest.raises(ValueError) as info:
+        check_not_the_video(tmp_path / "talk.csv", video)
+    assert str(info.value) == (f"CSV file {tmp_path / 'talk.csv'} would write its session description over the "
+                               f"video {video}; choose another name for the CSV")
+    with pytest.raises(ValueError) as info:
+        check_not_the_video(hard / "sub" / "out.csv", video)
+    assert str(info.value) == (f"CSV file {hard / 'sub' / 'out.csv'} would be inside the video {video}, which is "
+                               "a file, not a folder; choose another name for the CSV")
+    check_not_the_video(tmp_path / "other.csv", video)  # a CSV of its own is fine, also one not there yet
+    check_not_the_video(tmp_path / "other.csv", tmp_path / "missing.mp4")
+    assert video.read_bytes() == b"the recording"
 
 
 def test_classes_other_than_ferplus_are_refused(tmp_path: Path) -> None:

@@ -108,3 +108,41 @@ def test_since_returns_only_the_recent_window(max_points: int) -> None:
     oldest_kept = (400 - min(max_points, 400)) * 0.5
     np.testing.assert_allclose(store.class_series(since=-5.0).t[0], oldest_kept)
     assert len(store.person_series(1, since=500.0).t) == 0
+
+
+def test_series_keep_only_the_history_and_forget_people_gone_but_not_their_summary() -> None:
+    store = TimelineStore(FERPLUS_CLASSES, history_s=10.0, forget_after_s=5.0)
+    for i in range(40):  # 20 s; person 1 leaves after 4 s, person 2 stays
+        t = i * 0.5
+        store.append(result(t, [face(2, "neutral", "neutral")] + ([face(1, "happiness", "positive")] if t < 4 else [])))
+    assert store.person_ids() == [2]  # 1 was last seen at 3.5 s, more than 5 s before 19.5 s
+    assert len(store.person_series(1).t) == 0
+    np.testing.assert_allclose(store.person_series(2).t[[0, -1]], [9.5, 19.5])  # the last 10 s
+    np.testing.assert_allclose(store.class_series().t[0], 9.5)
+    assert store.summary()[1].steps_seen == 8 and store.summary()[2].steps_seen == 40
+    assert store.person_last_t(1) == 3.5
+
+
+def test_memory_stays_bounded_when_thousands_of_people_pass() -> None:
+    store = TimelineStore(FERPLUS_CLASSES, history_s=600.0, forget_after_s=60.0)
+    step = 0
+
+    def run_for(seconds: float, first_id: int) -> None:
+        nonlocal step
+        for _ in range(int(seconds * 2)):
+            group = first_id + (step // 120) * 30  # a new group of 30 people every minute
+            store.append(result(step * 0.5, [face(pid, "neutral", "neutral") for pid in range(group, group + 30)]))
+            step += 1
+
+    run_for(600, 0)
+    after_ten_minutes = store.nbytes  # the class series holds its whole history from here on
+    run_for(3000, 0)  # 50 minutes more: 1,800 more people
+    assert len(store.summary()) == 30 * 60
+    assert len(store.person_ids()) <= 2 * 30  # the current group and the one before it
+    assert store.nbytes <= 1.25 * after_ten_minutes
+    assert store.version == step
+
+
+def test_history_and_forget_times_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="history_s 0"):
+        TimelineStore(FERPLUS_CLASSES, history_s=0)
