@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,9 @@ import cv2
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The benchmarks run from a source checkout: training/ (not installed with the package) is imported from it.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -1,4 +1,4 @@
-"""python -m training {train,compare,evaluate,export,average,pack,unpack} ..."""
+"""python -m training {train,compare,evaluate,export,quantize,average,pack,unpack} ..."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fermonitor.core.errors import one_line
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("train", "compare", "evaluate", "export", "average", "pack", "unpack")
+    commands = ("train", "compare", "evaluate", "export", "quantize", "average", "pack", "unpack")
     if not argv or argv[0] not in commands:
         print(f"usage: python -m training {{{','.join(commands)}}} [options]; -h after a command for its options",
               file=sys.stderr)
@@ -45,6 +45,10 @@ def run(command: str, rest: list[str]) -> None:
         from training import evaluate_cli
 
         evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(rest))
+    elif command == "quantize":
+        from training import quantize
+
+        quantize.main(quantize.get_args_parser().parse_args(rest))
     elif command == "average":
         from training import average
 

@@ -23,7 +23,13 @@ from fermonitor.core.device import pick_device, reduced_precision_default
 from training.data import DataPaths, FaceSplit, load_splits
 from training.engine import autocast_for, batches, evaluate, to_input
 from training.evaluate_cli import format_report
-from training.train import DEFAULT_DATA_DIR, non_negative_int, positive_int
+from training.train import (
+    DEFAULT_DATA_DIR,
+    non_negative_int,
+    portable_record,
+    positive_int,
+    recorded_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +95,8 @@ def main(args) -> dict:
     model = model.to(device).to(memory_format=torch.channels_last)
     recompute_batch_norm(model, splits["train"], meta.mean, meta.std, device, amp, args.batch_size)
     metrics = evaluate(model, splits["valid"], SimpleNamespace(mean=meta.mean, std=meta.std, amp=amp), device)
-    sources = [str(path) for path in args.checkpoints]
+    # By their place beside the output (a run's epochNNN.pt files) or their names, never where they lay.
+    sources = [recorded_path(path, args.output.parent) for path in args.checkpoints]
     sys.stdout.write(format_report(metrics, meta.classes[: len(splits["valid"].classes)],
                                    f"mean of {len(sources)} checkpoints on FER2013Valid (PublicTest)") + "\n")
     averaged = ModelMeta(
@@ -97,7 +104,7 @@ def main(args) -> dict:
         crop_margin=meta.crop_margin,
         metrics={"valid_accuracy": metrics["accuracy"], "valid_macro_f1": metrics["macro_f1"],
                  "averaged_from": sources},
-        train_args={**meta.train_args, "averaged_from": sources},
+        train_args={**portable_record(meta.train_args), "averaged_from": sources},
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(args.output, model, averaged, half=False)

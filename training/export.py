@@ -20,7 +20,7 @@ from fermonitor.core.onnx_backend import OUTPUT_NAME as ONNX_OUTPUT
 from fermonitor.core.preprocess import normalise_faces
 from training.data import DataPaths, FaceSplit, load_splits
 from training.engine import evaluate
-from training.train import DEFAULT_DATA_DIR
+from training.train import DEFAULT_DATA_DIR, portable_record
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,9 @@ def main(args) -> dict:
     official test split, so the shipped model describes how well it does.
     """
     shipped, shipped_meta = load_checkpoint(args.checkpoint)
+    # A checkpoint trained before paths were recorded portably must not carry them into the shipped files.
+    shipped_meta = dataclasses.replace(shipped_meta, metrics=portable_record(shipped_meta.metrics),
+                                       train_args=portable_record(shipped_meta.train_args))
     report: dict = {}
     half_path = None
     if args.half is not None:

@@ -12,8 +12,8 @@
 #   bash training/gpu_grid.sh restore   # the model files are tracked again
 #   tar xzf <files_at>/grid.tar.gz      # the results, into training/results/full-budget/ (the VGG19's
 #                                       # summary.csv, log and test_metrics.json in its ship/ folder)
-#   cat <files_at>/ship_vgg19_fp16.pt.part* > /tmp/ship_vgg19_fp16.pt   # its best weights (valid), fp16
-#   .venv/bin/python -m training evaluate --checkpoint /tmp/ship_vgg19_fp16.pt
+#   mkdir -p runs && cat <files_at>/ship_vgg19_fp16.pt.part* > runs/ship_vgg19_fp16.pt  # its best weights
+#   .venv/bin/python -m training evaluate --checkpoint runs/ship_vgg19_fp16.pt           # (valid), fp16
 #
 # Settings for `run` (environment): GRID_EPOCHS (10), GRID_TRAIN_FRACTION (1.0), GRID_EVAL_FRACTION
 # (1.0), GRID_JOBS (14), GRID_SECONDS (500: training stops that long after `run` starts, the unpacking
@@ -22,8 +22,10 @@
 set -euo pipefail
 
 KIT=.gpu-kit
-MODELS=resources/models
+MODELS=fermonitor/resources/models
 PLATFORMDIRS=platformdirs==4.14.9  # the one package of ours the GPU machine's image lacks
+# `run`'s scratch space on the GPU machine; a fixed place, so a second call on the same machine resumes
+SCRATCH="${TMPDIR:-/tmp}/fermonitor-grid"
 
 exclude() {  # add a line to .git/info/exclude once
     grep -qxF "$1" .git/info/exclude 2>/dev/null || echo "$1" >>.git/info/exclude
@@ -44,49 +46,49 @@ prepare)
     echo "ready: $(du -sh "$KIT" | cut -f1) in $KIT; model files out of the index until 'restore'"
     ;;
 run)
-    out="${OUT:-/tmp/grid-out}"
+    out="${OUT:-$SCRATCH/out}"
     output="${GRID_OUTPUT:-training/results/full-budget}"
     mkdir -p "$out"
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/grid-site "$KIT"/*.whl
-    export PYTHONPATH="/tmp/grid-site:$PWD" PYTHONUNBUFFERED=1
+    python3 -m pip install -q --no-index --no-deps --no-compile --target "$SCRATCH/site" "$KIT"/*.whl
+    export PYTHONPATH="$SCRATCH/site:$PWD" PYTHONUNBUFFERED=1
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-    python3 -m training unpack --pack "$KIT/ferplus.tar.xz" --output-dir /tmp/grid-data
+    python3 -m training unpack --pack "$KIT/ferplus.tar.xz" --output-dir "$SCRATCH/data"
     left=$(( ${GRID_SECONDS:-500} - SECONDS ))  # bash counts SECONDS from the script's start
     [ "$left" -gt 10 ] || left=10
     echo "training for at most $left s"
     status=0
     shares=(--train-fraction "${GRID_TRAIN_FRACTION:-1.0}" --eval-fraction "${GRID_EVAL_FRACTION:-1.0}"
-        --data-dir /tmp/grid-data --device "${GRID_DEVICE:-auto}" --no-progress)
+        --data-dir "$SCRATCH/data" --device "${GRID_DEVICE:-auto}" --no-progress)
     ship_epochs="${SHIP_EPOCHS:-30}"
-    mkdir -p /tmp/ship
+    mkdir -p "$SCRATCH/ship"
     ship_pid=""
     if [ "$ship_epochs" -gt 0 ]; then
         timeout "$left" python3 -m training train --arch vgg19 --epochs "$ship_epochs" \
             --batch-size 128 --lr 0.1 --nesterov --cycle-momentum --weight-decay 5e-4 --soft-targets \
-            --augment flip,crop,rotate,erase --threads 2 --output-dir /tmp/ship --resume "${shares[@]}" \
-            >/tmp/ship/train.log 2>&1 &
+            --augment flip,crop,rotate,erase --threads 2 --output-dir "$SCRATCH/ship" --resume "${shares[@]}" \
+            >"$SCRATCH/ship/train.log" 2>&1 &
         ship_pid=$!
     fi
     timeout "$left" python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" \
-        --output-dir "$output" "${shares[@]}" --jobs "${GRID_JOBS:-14}" --threads 1 --work-dir /tmp/grid-work ||
+        --output-dir "$output" "${shares[@]}" --jobs "${GRID_JOBS:-14}" --threads 1 --work-dir "$SCRATCH/compare" ||
         status=$?
     # the runs that finished, if the time ran out
     python3 -m training compare --budget-epochs "${GRID_EPOCHS:-10}" --output-dir "$output" "${shares[@]}" \
         --table-only || status=$?  # the archive below is written even so
     mkdir -p "$output/logs"
-    cp /tmp/grid-work/*.log "$output/logs/" 2>/dev/null || true
+    cp "$SCRATCH"/compare/*.log "$output/logs/" 2>/dev/null || true
     ship_status=0
     [ -z "$ship_pid" ] || wait "$ship_pid" || ship_status=$?  # stopped by its own timeout at the latest
-    if [ -f /tmp/ship/best.pt ]; then
+    if [ -f "$SCRATCH/ship/best.pt" ]; then
         # fp16 like the shipped model, in parts under the 16 MiB a device call brings back per file
         python3 -c "import sys; from fermonitor.core.checkpoint import load_checkpoint, save_checkpoint
 model, meta = load_checkpoint(sys.argv[1]); save_checkpoint(sys.argv[2], model, meta, half=True)" \
-            /tmp/ship/best.pt /tmp/ship/vgg19_fp16.pt &&
-            split -b 15M -d /tmp/ship/vgg19_fp16.pt "$out/ship_vgg19_fp16.pt.part" ||
+            "$SCRATCH/ship/best.pt" "$SCRATCH/ship/vgg19_fp16.pt" &&
+            split -b 15M -d "$SCRATCH/ship/vgg19_fp16.pt" "$out/ship_vgg19_fp16.pt.part" ||
             echo "the VGG19's weights could not be converted; its log says why" >&2
     fi
     mkdir -p "$output/ship"
-    cp /tmp/ship/train.log /tmp/ship/summary.csv /tmp/ship/args.json /tmp/ship/test_metrics.json "$output/ship/" \
+    cp "$SCRATCH"/ship/{train.log,summary.csv,args.json,test_metrics.json} "$output/ship/" \
         2>/dev/null || true
     tar czf "$out/grid.tar.gz" "$output"
     echo "grid exit status $status, VGG19 exit status $ship_status; results in $out"

@@ -10,7 +10,8 @@ import json
 import logging
 import math
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import cv2
 import numpy as np
@@ -187,8 +188,39 @@ def meta_for(args, classes, metrics, init_sha256: str | None = None) -> ModelMet
                      metrics=metrics, train_args=train_args)
 
 
+def recorded_path(path: str | Path, run_dir: str | Path) -> str:
+    """``path`` as args.json and checkpoint metadata record it: relative to the run folder ``run_dir``
+    when inside it ("." for the run folder itself), else by its name alone (the data folder as "data").
+    Where files lay on the machine that trained is no part of a result, and a committed or shipped
+    record must not hold it."""
+    path, run_dir = Path(path).resolve(), Path(run_dir).resolve()
+    return path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else path.name
+
+
 def args_dict(args) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    """The run's arguments as plain values, paths as :func:`recorded_path` records them."""
+    run_dir = getattr(args, "output_dir", None) or Path(".")
+    return {k: (recorded_path(v, run_dir) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def _is_machine_path(text: str) -> bool:
+    """Whether ``text`` names a place on one machine: an absolute POSIX or Windows path, or ~."""
+    return (PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
+            or text.startswith("~"))
+
+
+def portable_record(value: Any, key: str | None = None) -> Any:
+    """A record written before paths were recorded portably (train_args or metrics of an older
+    checkpoint), with each absolute path replaced as :func:`recorded_path` would have recorded it:
+    output_dir as ".", any other path by its name. Export and average copy such records into the
+    files they write."""
+    if isinstance(value, dict):
+        return {k: portable_record(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable_record(v, key) for v in value]
+    if isinstance(value, str) and _is_machine_path(value):
+        return "." if key == "output_dir" else PureWindowsPath(value).name  # either separator
+    return value
 
 
 def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> str:

@@ -90,7 +90,7 @@ def analyze_video(path: str | Path, csv_path: str | Path, rate_hz: float | None 
         steps = 0
         last_t = 0.0
         with SessionWriter(csv_path, source.description, classifier.meta, settings,
-                           classes=pipeline.classes) as writer:
+                           classes=pipeline.classes, runtime=classifier.runtime) as writer:
             next_t = 0.0
             while True:
                 frame = source.read_from(next_t)

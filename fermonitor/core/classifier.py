@@ -18,6 +18,7 @@ import numpy as np
 
 from fermonitor.core.checkpoint import CheckpointError, ModelMeta
 from fermonitor.core.classifier_base import FaceBatchClassifier
+from fermonitor.core.cpu import cpu_has_vnni
 from fermonitor.core.errors import one_line
 from fermonitor.core.preprocess import normalise_faces
 from fermonitor.core.resources import default_model_path
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "int8")  # int8: onnxruntime with the shipped model's int8 file
 
 MODEL_HELP = (
     "reinstall fermonitor, whose fermonitor/resources/models/ carries the shipped model, or pass --model PATH "
@@ -81,6 +82,12 @@ class ExpressionClassifier(FaceBatchClassifier):
         if device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
 
+    @property
+    def runtime(self) -> str:
+        """What runs the model, for the log and the session JSON."""
+        precision = ("fp16" if self.device.type == "cuda" else "bf16") if self.reduced_precision else "fp32"
+        return f"torch {precision} on {self.device}"
+
     def _probabilities(self, faces: np.ndarray) -> np.ndarray:
         import torch
 
@@ -112,16 +119,17 @@ def shipped_backends() -> list[str]:
     ready = []
     if torch_available() and default_model_path("torch").is_file():
         ready.append("torch")
-    if onnxruntime_available() and default_model_path("onnx").is_file():
-        ready.append("onnx")
+    for backend in ("onnx", "int8"):
+        if onnxruntime_available() and default_model_path(backend).is_file():
+            ready.append(backend)
     return ready
 
 
 def resolve_backend(backend: str, path: Path | None, device: str = "auto",
                     reduced_precision: bool | None = None) -> str:
     """The backend that runs ``path``: forced, else by file type; for the shipped model (``path``
-    None) onnxruntime where torch would run fp32 on the CPU, torch elsewhere, each only where it
-    is installed with its model file.
+    None) its int8 file on a CPU with VNNI, else onnxruntime where torch would run fp32 on the CPU,
+    torch elsewhere (GPUs, CPUs with native bf16), each only where it is installed with its file.
 
     Raises
     ------
@@ -136,10 +144,13 @@ def resolve_backend(backend: str, path: Path | None, device: str = "auto",
         backend = "onnx" if path.suffix.lower() == ".onnx" else "torch"
     elif backend == "auto":
         ready = shipped_backends()
-        if len(ready) == 2:
-            backend = "onnx" if _torch_would_run_fp32_on_cpu(device, reduced_precision) else "torch"
+        on_cpu = _runs_on_cpu(device)
+        if "int8" in ready and on_cpu and not reduced_precision and cpu_has_vnni():
+            backend = "int8"
+        elif "torch" in ready and "onnx" in ready:
+            backend = "onnx" if on_cpu and _torch_would_run_fp32_on_cpu(device, reduced_precision) else "torch"
         elif ready:
-            backend = ready[0]
+            backend = next(b for b in ready if b != "int8" or on_cpu)
         elif torch_available():  # its missing file is named later
             backend = "torch"
         elif onnxruntime_available():
@@ -148,11 +159,11 @@ def resolve_backend(backend: str, path: Path | None, device: str = "auto",
             raise ValueError("neither torch nor onnxruntime is installed: pip install onnxruntime")
     if backend == "torch" and not torch_available():
         raise ValueError("backend 'torch' was asked for but torch is not installed (the standalone executable runs 'onnx')")
-    if backend == "onnx" and not onnxruntime_available():
-        raise ValueError("backend 'onnx' was asked for but onnxruntime is not installed: pip install onnxruntime")
+    if backend in ("onnx", "int8") and not onnxruntime_available():
+        raise ValueError(f"backend {backend!r} was asked for but onnxruntime is not installed: pip install onnxruntime")
     if path is not None and backend == "torch" and path.suffix.lower() == ".onnx":
         raise ValueError(f"model file {path} is an ONNX export; the torch backend reads .pt checkpoints")
-    if path is not None and backend == "onnx" and path.suffix.lower() == ".pt":
+    if path is not None and backend in ("onnx", "int8") and path.suffix.lower() == ".pt":
         raise ValueError(f"model file {path} is a torch checkpoint; the onnx backend reads its .onnx export")
     return backend
 
@@ -174,7 +185,8 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
         See :class:`ExpressionClassifier`; the onnx backend always runs fp32.
     backend
         "auto" (the file type decides; for the shipped model see :func:`resolve_backend`),
-        "torch" or "onnx".
+        "torch", "onnx" or "int8" (the shipped model's int8 file on onnxruntime). The choice is
+        logged and described by the classifier's ``runtime``.
 
     Raises
     ------
@@ -188,10 +200,25 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
     model_path = default_model_path(chosen) if path is None else Path(path)
     if path is None and not model_path.is_file():
         raise CheckpointError(f"no expression model is installed at {model_path}: {MODEL_HELP}")
-    if chosen == "onnx":
+    if chosen in ("onnx", "int8"):
         from fermonitor.core.onnx_backend import OnnxClassifier
 
-        return OnnxClassifier(model_path, device)
+        classifier = OnnxClassifier(model_path, device)
+    else:
+        classifier = _load_torch(model_path, device, reduced_precision)
+    why = "" if path is not None or backend != "auto" else f" ({_why_backend(chosen)})"
+    log.info("classifier: %s%s", classifier.runtime, why)
+    return classifier
+
+
+def _why_backend(chosen: str) -> str:
+    """Why ``resolve_backend`` chose ``chosen`` for the shipped model, for the log."""
+    return {"int8": "the CPU has VNNI int8 instructions",
+            "onnx": "torch would run fp32 on this CPU, or is not installed"}.get(
+        chosen, "a GPU, a CPU with native bf16, or the only backend installed with its model")
+
+
+def _load_torch(model_path: Path, device: str, reduced_precision: bool | None) -> ExpressionClassifier:
     from fermonitor.core.checkpoint import load_checkpoint
     from fermonitor.core.device import pick_device
 
@@ -206,6 +233,23 @@ def load_classifier(path: str | Path | None = None, device: str = "auto",
                               f"({one_line(exc)})") from exc
     log.info("loaded %s (%s) on %s", model_path, meta.arch, torch_device)
     return classifier
+
+
+def _runs_on_cpu(device: str) -> bool:
+    """Whether ``device`` means the CPU here ("auto" without a CUDA or MPS device)."""
+    if device == "cpu" or device.startswith("cpu:"):
+        return True
+    if device != "auto":
+        return False
+    if torch_available():
+        import torch
+
+        return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    import onnxruntime
+
+    from fermonitor.core.onnx_backend import CUDA_PROVIDER
+
+    return CUDA_PROVIDER not in onnxruntime.get_available_providers()
 
 
 def _torch_would_run_fp32_on_cpu(device: str, reduced_precision: bool | None) -> bool:

@@ -26,6 +26,8 @@ META_INPUT_SIZE = "input_size"
 META_ARCH = "arch"
 META_CROP_MARGIN = "crop_margin"
 META_METRICS = "metrics"
+# Written by training/quantize.py on the int8 file: how it was quantised (absent: fp32 weights).
+META_QUANTIZATION = "quantization"
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -141,7 +143,9 @@ class OnnxClassifier(FaceBatchClassifier):
                 f"model file {self.path} has inputs {sorted(inputs)} and outputs {sorted(outputs)}, "
                 f"expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}"
             )
-        self.meta = meta_from_onnx(self.path, dict(self.session.get_modelmeta().custom_metadata_map))
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.meta = meta_from_onnx(self.path, props)
+        self.quantization = props.get(META_QUANTIZATION, "")
         shape = list(inputs[INPUT_NAME].shape)
         size = self.meta.input_size
         # Named or None dimensions take any length; a fixed one must be what the metadata feeds.
@@ -156,6 +160,12 @@ class OnnxClassifier(FaceBatchClassifier):
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self.providers = tuple(self.session.get_providers())
         log.info("loaded %s (%s) with onnxruntime on %s", self.path, self.meta.arch, ", ".join(self.providers))
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model, for the log and the session JSON."""
+        precision = "int8" if self.quantization else "fp32"
+        return f"onnxruntime {precision} on {', '.join(p.removesuffix('ExecutionProvider') for p in self.providers)}"
 
     def _probabilities(self, faces: np.ndarray) -> np.ndarray:
         x = normalise_faces(faces, self.meta.mean, self.meta.std)

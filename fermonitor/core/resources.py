@@ -18,11 +18,13 @@ def resources_dir() -> Path:
     return Path(str(files("fermonitor") / "resources"))
 
 
-MODEL_SUFFIXES = {"torch": ".pt", "onnx": ".onnx"}
+# The checkpoint (torch), its ONNX export, and that export quantised to int8 (onnxruntime, for CPUs with VNNI).
+MODEL_SUFFIXES = {"torch": ".pt", "onnx": ".onnx", "int8": ".int8.onnx"}
 
 
 def default_model_path(backend: str = "torch") -> Path:
-    """The shipped expression model: the checkpoint for torch, its ONNX export for onnxruntime."""
+    """The shipped expression model: the checkpoint for torch, its ONNX export for onnxruntime, the
+    int8 ONNX file for ``"int8"``."""
     if backend not in MODEL_SUFFIXES:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(MODEL_SUFFIXES)}")
     return resources_dir() / "models" / f"fermonitor_vgg19{MODEL_SUFFIXES[backend]}"

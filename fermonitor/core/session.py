@@ -109,6 +109,8 @@ class SessionWriter:
         The settings of the session, recorded in the JSON.
     classes
         The classifier's class order; must be the FER+ classes in any order.
+    runtime
+        What runs the classifier (e.g. "onnxruntime int8 on CPU"), recorded in the JSON.
 
     Raises
     ------
@@ -117,8 +119,9 @@ class SessionWriter:
     """
 
     def __init__(self, csv_path: str | Path, source_description: str, model_meta: ModelMeta | None,
-                 settings: Settings, classes: tuple[str, ...] | None = None) -> None:
+                 settings: Settings, classes: tuple[str, ...] | None = None, runtime: str = "") -> None:
         self.csv_path = Path(csv_path)
+        self.runtime = runtime
         self.json_path = session_json_path(self.csv_path)
         self.source_description = source_description
         self.model_meta = model_meta
@@ -268,7 +271,7 @@ class SessionWriter:
             "source": self.source_description,
             "model": None if meta is None else {
                 "arch": meta.arch, "classes": list(meta.classes), "input_size": meta.input_size,
-                "metrics": meta.metrics,
+                "metrics": meta.metrics, "runtime": self.runtime or None,
             },
             "settings": settings_to_dict(self.settings),
             "start": self.start.isoformat(timespec="seconds"),

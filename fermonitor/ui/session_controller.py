@@ -59,7 +59,7 @@ def open_pipeline(plan: SessionPlan, source_description: str,
     if source_is_open is not None and not source_is_open():
         return pipeline, None
     writer = SessionWriter(plan.csv_path, source_description, classifier.meta, plan.settings,
-                           classes=pipeline.classes)
+                           classes=pipeline.classes, runtime=classifier.runtime)
     return pipeline, writer
 
 
