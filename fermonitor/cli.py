@@ -44,11 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="PATH",
                         help="app: a checkpoint to use instead of the shipped model")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    analyze = commands.add_parser("analyze", help="analyse a video file into a session CSV, headless",
-                                  description="Run the analysis over a video file as fast as the machine "
-                                              "allows and write the session CSV and JSON.")
-    analyze.add_argument("video", metavar="VIDEO", help="a video file OpenCV can read")
-    analyze.add_argument("--csv", required=True, metavar="OUT", help="the session CSV to write")
+    analyze = commands.add_parser("analyze", help="analyse video files into session CSVs, headless",
+                                  description="Run the analysis over video files as fast as the machine "
+                                              "allows and write a session CSV and JSON for each. With "
+                                              "several videos, a bad one is reported and skipped; the exit "
+                                              "status is the number that failed.")
+    analyze.add_argument("video", metavar="VIDEO", nargs="+",
+                         help="video files OpenCV can read, or folders of them")
+    analyze.add_argument("--csv", metavar="OUT", help="the session CSV to write (one video)")
+    analyze.add_argument("--out", metavar="DIR", type=Path,
+                         help="write VIDEO-NAME.csv for each video into this folder (created when missing)")
+    analyze.add_argument("--jobs", type=int, default=1, metavar="N",
+                         help="videos analysed at once, each in its own process (default 1)")
     analyze.add_argument("--rate", type=float, metavar="HZ", help="analysis steps per second of video (default: --settings, else 2)")
     analyze.add_argument("--detector", metavar="NAME", help="face detector: yunet or haar (default: --settings, else yunet)")
     analyze.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: --settings, else auto)")
@@ -61,13 +68,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_analyze(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 
-    from fermonitor.core.analyze import analyze_video
+
+def _run_analyze(args: argparse.Namespace) -> int:
     from fermonitor.core.settings import Settings, read_settings
 
     settings = read_settings(args.settings, missing_ok=False) if args.settings else Settings()
+    videos = _videos(args.video)
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs} must be at least 1")
+    if args.out is None:
+        if args.csv is None:
+            raise ValueError("analyze needs --csv OUT (one video) or --out DIR")
+        if len(videos) > 1:
+            raise ValueError(f"--csv names one CSV but {len(videos)} videos were given: use --out DIR")
+        return _analyze_one(args, settings, videos[0], Path(args.csv))
+    if args.csv is not None:
+        raise ValueError("give --csv (one video) or --out DIR, not both")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder")
+    jobs = [(video, args.out / f"{video.stem}.csv") for video in videos]
+    by_csv: dict[Path, list[Path]] = {}
+    for video, csv_path in jobs:
+        by_csv.setdefault(csv_path, []).append(video)
+    for csv_path, clash in by_csv.items():
+        if len(clash) > 1:
+            raise ValueError(f"videos {', '.join(map(str, clash))} would all write {csv_path}: rename one or "
+                             f"analyse them into different --out folders")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return _analyze_many(args, settings, jobs)
+
+
+def _videos(entries: Sequence[str]) -> list[Path]:
+    """The video files named, folders expanded to the videos in them (by suffix, sorted)."""
+    videos: list[Path] = []
+    for entry in map(Path, entries):
+        if entry.is_dir():
+            found = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise ValueError(f"folder {entry} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            videos.extend(found)
+        else:
+            videos.append(entry)
+    return videos
+
+
+def _analyze_one(args: argparse.Namespace, settings: object, video: Path, csv_path: Path) -> int:
+    from tqdm import tqdm
+
+    from fermonitor.core.analyze import analyze_video
+
     # Progress in seconds of video; the total is known once the video is open.
     with tqdm(total=None, unit="s video", desc="analysing", disable=args.no_progress, file=sys.stderr) as bar:
 
@@ -78,15 +129,70 @@ def _run_analyze(args: argparse.Namespace) -> int:
             bar.refresh()
 
         with sigterm_raises():
-            summary = analyze_video(args.video, args.csv, rate_hz=args.rate, detector=args.detector,
+            summary = analyze_video(video, csv_path, rate_hz=args.rate, detector=args.detector,
                                     device=args.device, model=args.model, settings=settings, progress=progress)
     print(f"{summary.rows} rows for {summary.people} people in {summary.steps} steps "
           f"({summary.video_seconds:.1f} s of video) written to {summary.csv_path}")
     if summary.ended_early:
-        print(f"fermonitor: warning: video {args.video} stopped decoding at {summary.video_seconds:.1f} s of the "
-              f"{summary.duration_s:.1f} s it declares (cut short or damaged?); the rows up to there are written",
-              file=sys.stderr)
+        print(f"fermonitor: warning: {_ended_early(video, summary)}", file=sys.stderr)
     return 0
+
+
+def _ended_early(video: Path, summary: object) -> str:
+    return (f"video {video} stopped decoding at {summary.video_seconds:.1f} s of the {summary.duration_s:.1f} s "  # type: ignore[attr-defined]
+            f"it declares (cut short or damaged?); the rows up to there are written")
+
+
+def _analyze_file(video: Path, csv_path: Path, options: dict) -> tuple[str, str]:
+    """One video of a many-file run, in a worker process or this one: ("ok" or "failed", one line)."""
+    from fermonitor.core.analyze import analyze_video
+
+    try:
+        summary = analyze_video(video, csv_path, **options)
+    except (ValueError, OSError, RuntimeError) as exc:  # SourceError, CheckpointError, SessionError are ValueErrors
+        return "failed", f"{video}: {one_line(exc)}"
+    speed = summary.video_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
+    line = (f"{video}: {summary.rows} rows for {summary.people} people in {summary.video_seconds:.1f} s of video, "
+            f"{speed:.1f}x real time, written to {csv_path}")
+    return "ok", line + (f" (warning: {_ended_early(video, summary)})" if summary.ended_early else "")
+
+
+def _analyze_many(args: argparse.Namespace, settings: object, jobs: list[tuple[Path, Path]]) -> int:
+    """Analyse every video, ``args.jobs`` at a time; one line per file as it ends; the number failed."""
+    options = dict(rate_hz=args.rate, detector=args.detector, device=args.device, model=args.model,
+                   settings=settings)
+    failed = 0
+
+    def report(outcome: tuple[str, str]) -> None:
+        nonlocal failed
+        status, line = outcome
+        failed += status != "ok"
+        print(f"{'ok' if status == 'ok' else 'FAILED'} {line}", file=sys.stdout if status == "ok" else sys.stderr,
+              flush=True)
+
+    with sigterm_raises():
+        if args.jobs == 1 or len(jobs) == 1:
+            for video, csv_path in jobs:
+                report(_analyze_file(video, csv_path, options))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            # spawn: each worker starts clean, without this process's threads or loaded libraries
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(args.jobs, len(jobs)), mp_context=context) as pool:
+                futures = [pool.submit(_analyze_file, video, csv_path, options) for video, csv_path in jobs]
+                try:
+                    for future in as_completed(futures):
+                        report(future.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    print(f"{len(jobs) - failed} of {len(jobs)} videos analysed" + (f", {failed} failed" if failed else ""))
+    return min(failed, MAX_FAILED_STATUS)
+
+
+MAX_FAILED_STATUS = 125  # exit statuses above are the shell's (126-128) and signals'
 
 
 def _run_app(args: argparse.Namespace) -> int:

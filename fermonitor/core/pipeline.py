@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -12,7 +14,7 @@ from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import Classifier
 from fermonitor.core.detection import Detection, FaceDetector
 from fermonitor.core.preprocess import FACE_SIZE_PX, crop_face
-from fermonitor.core.results import FaceObservation, Frame, FrameResult
+from fermonitor.core.results import Box, FaceObservation, Frame, FrameResult
 from fermonitor.core.settings import IndicatorSettings, Settings
 from fermonitor.core.tracking import ProbabilitySmoother, Tracker
 
@@ -43,6 +45,22 @@ def indicator_for(probabilities: Sequence[float], classes: Sequence[str], settin
         if share > best_share + 1e-12:
             best, best_share = group, share
     return best
+
+
+STAGES = ("detection", "tracking", "crops", "classification")
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    """One frame detected, tracked and cropped, waiting for its faces' probabilities."""
+
+    frame: Frame
+    people: list[tuple[int, Box]]  # (person id, box), in the order of ``crops``
+    crops: np.ndarray  # uint8 (N, S, S)
+    dropped_frames: int
+    frame_size: tuple[int, int]  # width, height
+    absent_ids: tuple[int, ...]  # as the tracker stood at this step
+    alive_ids: tuple[int, ...]
 
 
 class Pipeline:
@@ -83,6 +101,7 @@ class Pipeline:
         self.smoother = ProbabilitySmoother(self.settings.analysis.smoothing_tau_s)
         self._steps_since_full_search: int | None = None  # None: the next step searches the whole frame
         self.full_searches = 0  # steps that searched the whole frame (the rest searched near tracks)
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)  # time spent in each stage so far
 
     def reset(self) -> None:
         """Start over: forget tracks and smoothing state (ids keep counting up)."""
@@ -116,7 +135,7 @@ class Pipeline:
         return crop_face(image, face.box, self.settings.analysis.crop_margin, roll or 0.0, self.input_size)
 
     def process(self, frame: Frame, dropped_frames: int = 0) -> FrameResult:
-        """Analyse one frame.
+        """Analyse one frame: :meth:`prepare`, one classifier batch, :meth:`finish`.
 
         Parameters
         ----------
@@ -125,38 +144,65 @@ class Pipeline:
         dropped_frames
             Frames skipped since the previous step, passed through to the result.
         """
+        step = self.prepare(frame, dropped_frames)
+        return self.finish(step, self.classify(step.crops))
+
+    def prepare(self, frame: Frame, dropped_frames: int = 0) -> PreparedStep:
+        """Detect, track and crop one frame; the classification may come later, batched with other
+        steps' faces (offline analysis), as long as :meth:`finish` sees the steps in order."""
         image = frame.image
-        people = self.tracker.track(self.detect(image), frame.t_seconds)
-        faces: list[FaceObservation] = []
-        if people:
-            crops = np.stack([self.crop(image, face) for _, face in people])
-            raw = np.asarray(self.classifier.predict(crops), dtype=np.float32)
-            if raw.shape != (len(people), len(self.classes)):
-                raise ValueError(f"classifier returned shape {raw.shape} for {len(people)} faces and "
-                                 f"{len(self.classes)} classes")
-            if self._order is not None:
-                raw = raw[:, self._order]
-            for (person_id, face), probabilities in zip(people, raw, strict=True):
-                smoothed = self.smoother.update(person_id, probabilities, frame.t_seconds)
-                top = int(np.argmax(smoothed))
-                faces.append(FaceObservation(
-                    person_id=person_id,
-                    box=face.box,
-                    probabilities=tuple(float(p) for p in smoothed),
-                    top_expression=self.classes[top],
-                    top_probability=float(smoothed[top]),
-                    indicator=indicator_for(smoothed, self.classes, self.settings.indicator),
-                ))
-        self.smoother.keep_only(self.tracker.alive_ids())
+        started = time.perf_counter()
+        detections = self.detect(image)
+        detected = time.perf_counter()
+        people = self.tracker.track(detections, frame.t_seconds)
+        tracked = time.perf_counter()
+        size = self.input_size
+        crops = (np.stack([self.crop(image, face) for _, face in people]) if people
+                 else np.zeros((0, size, size), np.uint8))
+        self.stage_seconds["detection"] += detected - started
+        self.stage_seconds["tracking"] += tracked - detected
+        self.stage_seconds["crops"] += time.perf_counter() - tracked
         height, width = image.shape[:2]
+        return PreparedStep(frame, [(pid, face.box) for pid, face in people], crops, dropped_frames, (width, height),
+                            tuple(self.tracker.absent_ids(frame.t_seconds)), tuple(self.tracker.alive_ids()))
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities float32 (N, C) in this pipeline's class order for crops uint8 (N, S, S)."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        started = time.perf_counter()
+        raw = np.asarray(self.classifier.predict(crops), dtype=np.float32)
+        self.stage_seconds["classification"] += time.perf_counter() - started
+        if raw.shape != (len(crops), len(self.classes)):
+            raise ValueError(f"classifier returned shape {raw.shape} for {len(crops)} faces and "
+                             f"{len(self.classes)} classes")
+        return raw[:, self._order] if self._order is not None else raw
+
+    def finish(self, step: PreparedStep, probabilities: np.ndarray) -> FrameResult:
+        """The result of a prepared step from its faces' probabilities (:meth:`classify`): smoothed
+        per person, with the top expression and the indicator."""
+        frame = step.frame
+        faces: list[FaceObservation] = []
+        for (person_id, box), raw in zip(step.people, probabilities, strict=True):
+            smoothed = self.smoother.update(person_id, raw, frame.t_seconds)
+            top = int(np.argmax(smoothed))
+            faces.append(FaceObservation(
+                person_id=person_id,
+                box=box,
+                probabilities=tuple(float(p) for p in smoothed),
+                top_expression=self.classes[top],
+                top_probability=float(smoothed[top]),
+                indicator=indicator_for(smoothed, self.classes, self.settings.indicator),
+            ))
+        self.smoother.keep_only(step.alive_ids)
         latency = (datetime.now().astimezone() - frame.wall_time).total_seconds()
         return FrameResult(
             frame_index=frame.index,
             t_seconds=frame.t_seconds,
             wall_time=frame.wall_time,
-            frame_size=(width, height),
+            frame_size=step.frame_size,
             faces=tuple(faces),
-            absent_ids=tuple(self.tracker.absent_ids(frame.t_seconds)),
+            absent_ids=step.absent_ids,
             latency_s=max(0.0, latency),
-            dropped_frames=dropped_frames,
+            dropped_frames=step.dropped_frames,
         )

@@ -444,8 +444,15 @@ def capture_area(source: FrameSource) -> Rect | None:
     return None
 
 
+MAX_VIDEO_FPS = 1000.0  # above any camera's rate: a container that declares more is broken
+
+
 class VideoSource(FrameSource):
-    """A video file OpenCV can read; timestamps are the video's own (its presentation times)."""
+    """A video file OpenCV can read; timestamps are the video's own (its presentation times).
+
+    ``decode_seconds`` and ``convert_seconds`` add up the time spent decoding frames (every frame,
+    also those skipped) and converting the frames returned to BGR arrays.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -455,6 +462,8 @@ class VideoSource(FrameSource):
         self._last_t = -math.inf
         self.fps = 0.0
         self.frame_count = 0
+        self.decode_seconds = 0.0
+        self.convert_seconds = 0.0
 
     def open(self) -> None:
         if not self.path.is_file():
@@ -464,6 +473,10 @@ class VideoSource(FrameSource):
             capture.release()
             raise SourceError(f"video {self.path} cannot be read (not a video OpenCV can decode)")
         fps = capture.get(cv2.CAP_PROP_FPS)
+        if math.isfinite(fps) and fps > MAX_VIDEO_FPS:
+            capture.release()
+            raise SourceError(f"video {self.path} declares {fps:g} frames per second, more than any camera "
+                              f"records ({MAX_VIDEO_FPS:g}): its frame times cannot be trusted")
         self.fps = fps if math.isfinite(fps) and fps > 0 else 0.0
         self.frame_count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
         self._capture = capture
@@ -495,15 +508,20 @@ class VideoSource(FrameSource):
         """
         if self._capture is None:
             raise SourceError(f"{self.description} is not open")
+        started = time.perf_counter()
         while True:
             if not self._capture.grab():
+                self.decode_seconds += time.perf_counter() - started
                 return None
             self._index += 1
             t = self._grabbed_time()
             self._last_t = t
             if t >= t_seconds - 1e-6:
                 break
+        grabbed = time.perf_counter()
         ok, image = self._capture.retrieve()
+        self.decode_seconds += grabbed - started
+        self.convert_seconds += time.perf_counter() - grabbed
         if not ok or image is None:
             if self._index == 0:
                 raise SourceError(f"video {self.path} cannot be read (its first frame does not decode)")

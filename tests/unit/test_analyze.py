@@ -350,3 +350,73 @@ def test_sigterm_mid_run_closes_the_session_like_ctrl_c(tmp_path: Path, make_fac
 def test_the_app_refuses_a_csv_path_that_is_a_folder_before_it_starts(tmp_path: Path, capsys) -> None:
     assert cli.main(["--csv", str(tmp_path)]) == 1
     assert errors_of(capsys) == [f"fermonitor: error: CSV path {tmp_path} is a folder"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_many_videos_with_a_corrupt_one_the_others_finish_and_the_status_counts_the_failure(
+        tmp_path: Path, make_face_video, detectable_faces, tiny_checkpoint: Path, jobs: int) -> None:
+    folder = tmp_path / "lectures"
+    folder.mkdir()
+    for name in ("monday.avi", "tuesday.avi"):
+        make_face_video(detectable_faces, seconds=1.0, fps=10, name=name).replace(folder / name)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))  # a header, then noise
+    (folder / "notes.txt").write_text("not a video")
+    out = tmp_path / "csv"
+    run = subprocess.run([sys.executable, "-m", "fermonitor", "analyze", str(folder), "--out", str(out),
+                          "--jobs", str(jobs), "--model", str(tiny_checkpoint), "--device", "cpu"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stderr  # one failed
+    failed = [line for line in run.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and str(folder / "broken.mp4") in failed[0] and "cannot be read" in failed[0]
+    done = [line for line in run.stdout.splitlines() if line.startswith("ok ")]
+    assert len(done) == 2 and "2 of 3 videos analysed, 1 failed" in run.stdout
+    for name in ("monday", "tuesday"):
+        assert read_rows(out / f"{name}.csv")  # rows for the faces in each
+        assert json.loads(session_json_path(out / f"{name}.csv").read_text())["end"]
+    assert not (out / "broken.csv").exists() and not (out / "notes.csv").exists()
+
+
+def test_many_videos_need_out_and_names_that_do_not_clash(tmp_path: Path, capsys) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "x.mp4").write_bytes(b"")
+    (b / "x.mp4").write_bytes(b"")
+    assert cli.main(["analyze", str(a / "x.mp4"), str(b / "x.mp4"), "--csv", str(tmp_path / "o.csv")]) == 1
+    assert errors_of(capsys) == ["fermonitor: error: --csv names one CSV but 2 videos were given: use --out DIR"]
+    assert cli.main(["analyze", str(a / "x.mp4"), str(b / "x.mp4"), "--out", str(tmp_path / "o")]) == 1
+    assert "would all write" in errors_of(capsys)[0] and not (tmp_path / "o").exists()
+    assert cli.main(["analyze", str(a / "x.mp4")]) == 1
+    assert errors_of(capsys) == ["fermonitor: error: analyze needs --csv OUT (one video) or --out DIR"]
+
+
+def test_the_stage_profile_covers_every_stage(tmp_path: Path, make_face_video, detectable_faces,
+                                              tiny_checkpoint: Path) -> None:
+    from fermonitor.core.analyze import analyze_video
+
+    video = make_face_video(detectable_faces, seconds=2.0, fps=10)
+    summary = analyze_video(video, tmp_path / "p.csv", model=tiny_checkpoint, device="cpu")
+    assert list(summary.stage_seconds) == ["decode", "convert", "detection", "tracking", "crops", "classification", "csv"]
+    assert all(seconds > 0 for seconds in summary.stage_seconds.values())
+    assert summary.wall_seconds >= summary.stage_seconds["detection"]
+
+
+def test_a_video_that_declares_an_absurd_frame_rate_is_refused_by_name(tmp_path: Path, capsys) -> None:
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    path = tmp_path / "absurd.mp4"
+    with av.open(str(path), "w") as container:  # frames 1 ns apart: the container declares 1e9 fps
+        stream = container.add_stream("libx264", rate=10**9)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 10**9)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 10**9)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert cli.main(["analyze", str(path), "--csv", str(tmp_path / "o.csv")]) == 1
+    assert errors_of(capsys) == [f"fermonitor: error: video {path} declares 1e+09 frames per second, more than "
+                                 "any camera records (1000): its frame times cannot be trusted"]
+    assert not (tmp_path / "o.csv").exists()
