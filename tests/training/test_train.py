@@ -345,7 +345,7 @@ def test_command_line_errors_are_one_line(small_data: Path, isolated_cache: Path
 
 def test_an_unknown_command_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert training_main.main(["fit"]) == 2
-    assert capsys.readouterr().err.startswith("usage: python -m training {train,compare,evaluate,export,average,")
+    assert capsys.readouterr().err.startswith("usage: python -m training {train,compare,evaluate,export,quantize,average,")
 
 
 def test_data_options_take_the_faces_they_say(small_data: Path, isolated_cache: Path, tmp_path: Path,
@@ -672,3 +672,30 @@ def test_published_comparison_counts_as_finished_under_its_documented_budget(
     for run in compare.select_runs(None):
         wanted = train.args_dict(train.get_args_parser().parse_args(compare.run_arguments(run, args, tmp_path)))
         assert compare.is_finished(published / run.name, wanted), run.name
+
+
+def test_quantize_writes_a_checked_int8_model_or_nothing(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                         one_thread: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fermonitor.core.onnx_backend import OnnxClassifier
+    from training import quantize
+
+    source = _random_checkpoint(tmp_path / "model.pt")
+    onnx_path = tmp_path / "ship.onnx"
+    export.main(export.get_args_parser().parse_args(
+        ["--checkpoint", str(source), "--onnx", str(onnx_path), "--data-dir", str(small_data)]))
+    argv = ["--onnx", str(onnx_path), "--data-dir", str(small_data), "--calibration-faces", "40"]
+    monkeypatch.setattr(quantize, "MIN_AGREEMENT", 1.01)  # a bar no model clears: refused, nothing written
+    with pytest.raises(quantize.QuantizeError, match="nothing written"):
+        quantize.main(quantize.get_args_parser().parse_args(argv))
+    assert not (tmp_path / "ship.int8.onnx").exists() and sorted(p.name for p in tmp_path.iterdir() if "int8" in p.name) == []
+    monkeypatch.setattr(quantize, "MIN_AGREEMENT", 0.0)  # random weights: any agreement passes here
+    monkeypatch.setattr(quantize, "MAX_ACCURACY_DROP", 1.0)
+    report = quantize.main(quantize.get_args_parser().parse_args(argv))
+    int8 = OnnxClassifier(tmp_path / "ship.int8.onnx", "cpu")
+    assert int8.runtime.startswith("onnxruntime int8") and "40 FER+ training faces" in int8.quantization
+    assert int8.meta.metrics["int8_top1_agreement_with_fp32"] == report["top1_agreement"]
+    test = load_splits(DataPaths.in_folder(small_data))["test"]
+    assert report["test_faces"] == len(test) and int8.predict(test.images[:3]).shape == (3, 10)
+    with pytest.raises(quantize.QuantizeError, match="already quantised"):
+        quantize.main(quantize.get_args_parser().parse_args(["--onnx", str(tmp_path / "ship.int8.onnx"),
+                                                             "--data-dir", str(small_data)]))
