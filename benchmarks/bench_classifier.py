@@ -25,7 +25,7 @@ from common import (
     write_section,
 )
 
-from fermonitor.core.classifier import ExpressionClassifier, load_classifier, resolve_backend
+from fermonitor.core.classifier import ExpressionClassifier, load_classifier
 from fermonitor.core.classifier_base import FaceBatchClassifier
 from fermonitor.core.detection import detector_from_settings
 from fermonitor.core.pipeline import Pipeline
@@ -99,11 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                  args.seconds))
 
     gallery = make_gallery(gallery_faces)
-    # The backend and precision the app picks for the shipped model on this CPU.
-    app_backend = resolve_backend("auto", None, "cpu") if path == default_model_path() else "torch"
-    app_clf = load_classifier(path.with_suffix(".onnx") if app_backend == "onnx" else path, device="cpu")
-    app_precision = ("onnxruntime fp32" if app_backend == "onnx"
-                     else "bf16 autocast" if app_clf.reduced_precision else "fp32")
+    app_clf = load_classifier(None if path == default_model_path() else path, device="cpu")
+    app_precision = app_clf.runtime
     pipeline = Pipeline(app_clf, detector_from_settings(Settings().analysis), Settings())
     step = iter(range(10**9))
     seen: list[int] = []
