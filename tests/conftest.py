@@ -11,10 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_data import DATA_DIR  # the shared data folder, computed once there for every test file
 from xvfb import running_xvfb
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 XVFB_SIZE = (1280, 720)
 
 

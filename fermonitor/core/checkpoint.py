@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,14 +115,17 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # torch raises UnpicklingError both for a forbidden global (a pickled object) and for bytes
-        # that are no pickle at all; its useful part is the line after "WeightsUnpickler error:".
-        detail = _unpickler_detail(str(exc))
-        if "Unsupported global" in detail:
-            raise CheckpointError(f"model file {path} holds pickled objects and was rejected ({detail})") from exc
-        raise CheckpointError(f"model file {path} is not a readable checkpoint ({detail})") from exc
+        # torch raises UnpicklingError both for a forbidden global (a pickled object: code or a
+        # class to run) and for bytes that are no pickle at all. Its message advises loading the
+        # file with weights_only=False, which would run that code: none of it is passed on.
+        if _names_a_global(str(exc)):
+            raise CheckpointError(f"model file {path} holds pickled objects and was rejected: fermonitor loads "
+                                  "weights only, and this file holds more than weights") from exc
+        raise CheckpointError(f"model file {path} is not a readable checkpoint "
+                              f"({_unpickler_detail(str(exc))})") from exc
     except Exception as exc:  # garbage bytes can fail anywhere in the unpickler (IndexError, KeyError, ...)
-        raise CheckpointError(f"model file {path} is not a readable checkpoint ({exc})") from exc
+        raise CheckpointError(f"model file {path} is not a readable checkpoint "
+                              f"({_unpickler_detail(str(exc))})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"model file {path} is not a fermonitor checkpoint")
     try:
@@ -152,14 +156,28 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelMeta]:
     return model.eval(), meta
 
 
+def _names_a_global(message: str) -> bool:
+    """Whether torch's weights-only error is about a global (a class or function the file names),
+    as "Unsupported global: GLOBAL x.y" or "unsupported GLOBAL x.y whose module x is blocked" say."""
+    return re.search(r"\bunsupported global\b", message, re.IGNORECASE) is not None
+
+
 def _unpickler_detail(message: str) -> str:
-    """The first meaningful sentence of torch's weights-only error, without its generic preamble."""
+    """The first line of torch's weights-only error that says what is wrong with the bytes, without
+    its preamble and without its advice on loading the file another way."""
     _, marker, rest = message.partition("WeightsUnpickler error:")
     text = rest if marker else message
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if not lines:
-        return "unreadable content"
-    return lines[0].split(" was not an allowed global")[0]
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not _ADVICE.search(line):
+            return line
+    return "unreadable content"
+
+
+# Lines of torch's message that advise how to load the file anyway (weights_only=False, allowlisting
+# globals, the documentation): never shown, since following them can run code from the file.
+_ADVICE = re.compile(r"weights_only|Weights only load failed|safe_globals|add_safe_globals|documentation of "
+                     r"torch\.load|trust", re.IGNORECASE)
 
 
 def _plain(value: Any) -> Any:

@@ -1,4 +1,8 @@
-"""Model registry: the architectures fermonitor can train and run, for 48x48 one-channel faces."""
+"""Model registry: the architectures fermonitor can train and run, for 48x48 one-channel faces.
+
+The original study's architectures (``seed_*``), used only to train and compare, are registered by
+``training.seed_models`` when ``training`` is imported; the app never imports it.
+"""
 
 from __future__ import annotations
 
@@ -78,25 +82,6 @@ def _resnet48(builder: Callable[..., tvm.ResNet], num_classes: int, dropout: flo
     return model
 
 
-def _seed_vgg(builder: Callable[..., tvm.VGG], num_classes: int, dropout: float) -> nn.Module:
-    """The original study's VGG: torchvision's, no batch norm, first conv taking one channel.
-
-    torchvision's classifier already holds two dropout layers (p=0.5); the original study's
-    "without dropout" runs set them to 0, so ``dropout`` sets them here.
-    """
-    model = builder(num_classes=num_classes, dropout=dropout)
-    model.features[0] = nn.Conv2d(1, 64, 3, padding=1)
-    return model
-
-
-def _seed_resnet(builder: Callable[..., tvm.ResNet], num_classes: int, dropout: float) -> nn.Module:
-    """The original study's ResNet: torchvision's ImageNet stem, first conv taking one channel."""
-    model = builder(num_classes=num_classes)
-    model.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
-    model.fc = nn.Sequential(nn.Dropout(dropout), model.fc)
-    return model
-
-
 @register_model("vgg16")
 def vgg16(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
     return VGG48(_VGG_PLANS["vgg16"], num_classes, dropout)
@@ -115,23 +100,3 @@ def resnet34(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
 @register_model("resnet50")
 def resnet50(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
     return _resnet48(tvm.resnet50, num_classes, dropout)
-
-
-@register_model("seed_vgg16")
-def seed_vgg16(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
-    return _seed_vgg(tvm.vgg16, num_classes, dropout)
-
-
-@register_model("seed_vgg19")
-def seed_vgg19(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
-    return _seed_vgg(tvm.vgg19, num_classes, dropout)
-
-
-@register_model("seed_resnet34")
-def seed_resnet34(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
-    return _seed_resnet(tvm.resnet34, num_classes, dropout)
-
-
-@register_model("seed_resnet50")
-def seed_resnet50(num_classes: int = 8, dropout: float = 0.0) -> nn.Module:
-    return _seed_resnet(tvm.resnet50, num_classes, dropout)

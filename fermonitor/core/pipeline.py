@@ -74,8 +74,8 @@ class Pipeline:
     detector
         A face detector from :func:`fermonitor.core.detection.create_detector`.
     settings
-        Crop margin and alignment, how often the whole frame is searched, smoothing, tracking and
-        the indicator mapping.
+        Crop margin (None: the classifier's ``meta.crop_margin``) and alignment, how often the
+        whole frame is searched, smoothing, tracking and the indicator mapping.
 
     Raises
     ------
@@ -96,6 +96,13 @@ class Pipeline:
             self._order = [model_classes.index(name) for name in FERPLUS_CLASSES]
             self.classes = FERPLUS_CLASSES
         self.input_size = int(getattr(classifier, "input_size", FACE_SIZE_PX))
+        # The crop margin the model was trained with, unless the settings override it.
+        meta = getattr(classifier, "meta", None)
+        model_margin = float(meta.crop_margin) if meta is not None else 0.0
+        override = self.settings.analysis.crop_margin
+        self.crop_margin = model_margin if override is None else override
+        if override is not None and override != model_margin:
+            log.info("crop margin %g from the settings, not the model's %g", override, model_margin)
         check_indicator_mapping(self.classes, self.settings.indicator)
         self.tracker = Tracker(self.settings.tracking, absent_after_s=self.settings.indicator.absent_after_s)
         self.smoother = ProbabilitySmoother(self.settings.analysis.smoothing_tau_s)
@@ -132,7 +139,7 @@ class Pipeline:
     def crop(self, image: np.ndarray, face: Detection) -> np.ndarray:
         """The model's input for one face: its square with the crop margin, eyes levelled if set."""
         roll = face.eye_angle_deg() if self.settings.analysis.align_faces else None
-        return crop_face(image, face.box, self.settings.analysis.crop_margin, roll or 0.0, self.input_size)
+        return crop_face(image, face.box, self.crop_margin, roll or 0.0, self.input_size)
 
     def process(self, frame: Frame, dropped_frames: int = 0) -> FrameResult:
         """Analyse one frame: :meth:`prepare`, one classifier batch, :meth:`finish`.

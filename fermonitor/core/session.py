@@ -42,6 +42,18 @@ class SessionError(OSError):
     """A session file that cannot be written; the message names the path."""
 
 
+_DISK_FULL = frozenset(filter(None, (errno.ENOSPC, getattr(errno, "EDQUOT", None))))
+
+
+def _write_error(subject: str, folder: Path, exc: OSError) -> SessionError:
+    """``{subject} cannot be written (reason)``; on a full disk (or quota) it names the folder that
+    needs room, since that is where the user has to make some."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _DISK_FULL:
+        return SessionError(f"{subject} cannot be written: the disk holding folder {folder} is full ({reason})")
+    return SessionError(f"{subject} cannot be written ({reason})")
+
+
 def session_json_path(csv_path: str | Path) -> Path:
     """Where the session JSON of a CSV goes: ``lecture.csv`` -> ``lecture.session.json``."""
     csv_path = Path(csv_path)
@@ -108,7 +120,9 @@ class SessionWriter:
     settings
         The settings of the session, recorded in the JSON.
     classes
-        The classifier's class order; must be the FER+ classes in any order.
+        The order of the results' probabilities, ``Pipeline.classes``: the FER+ classes in FER+
+        order, the columns' order. The pipeline puts a model's probabilities in that order, whatever
+        order the model has, so they are reordered in that one place; default the FER+ classes.
     runtime
         What runs the classifier (e.g. "onnxruntime int8 on CPU"), recorded in the JSON.
 
@@ -126,11 +140,14 @@ class SessionWriter:
         self.source_description = source_description
         self.model_meta = model_meta
         self.settings = settings
-        classes = tuple(classes) if classes is not None else (model_meta.classes if model_meta else FERPLUS_CLASSES)
-        if sorted(classes) != sorted(FERPLUS_CLASSES):
-            raise ValueError(f"the session CSV needs the FER+ classes {', '.join(FERPLUS_CLASSES)}; "
-                             f"the model has {', '.join(classes)}")
-        self._order = [classes.index(name) for name in FERPLUS_CLASSES]
+        classes = tuple(classes) if classes is not None else FERPLUS_CLASSES
+        for names in (classes, model_meta.classes if model_meta is not None else classes):
+            if sorted(names) != sorted(FERPLUS_CLASSES):
+                raise ValueError(f"the session CSV needs the FER+ classes {', '.join(FERPLUS_CLASSES)}; "
+                                 f"the model has {', '.join(names)}")
+        if classes != FERPLUS_CLASSES:
+            raise ValueError(f"the session CSV takes probabilities in FER+ order ({', '.join(FERPLUS_CLASSES)}), "
+                             f"as the pipeline gives them; got {', '.join(classes)}")
         self.start = _now()
         self.end: datetime | None = None
         self.rows_written = 0
@@ -153,8 +170,7 @@ class SessionWriter:
         except OSError as exc:
             self._file.close()
             self._file = None
-            raise SessionError(f"session file {self.json_path} beside {self.csv_path} cannot be written "
-                               f"({exc.strerror or exc})") from exc
+            raise self._json_error(exc) from exc
         log.info("session CSV %s started for %s", self.csv_path, source_description)
 
     @property
@@ -162,7 +178,10 @@ class SessionWriter:
         return self._file is None
 
     def _csv_error(self, exc: OSError) -> SessionError:
-        return SessionError(f"CSV file {self.csv_path} cannot be written ({exc.strerror or exc})")
+        return _write_error(f"CSV file {self.csv_path}", self.csv_path.parent, exc)
+
+    def _json_error(self, exc: OSError) -> SessionError:
+        return _write_error(f"session file {self.json_path} beside {self.csv_path}", self.json_path.parent, exc)
 
     def _write_bytes(self, data: bytes) -> None:
         """Append ``data`` whole; on a failure (a full disk) the part written is cut off again, so
@@ -201,7 +220,7 @@ class SessionWriter:
         t = round(result.t_seconds, 3)
         for face in result.faces:
             x, y, w, h = face.box
-            probabilities = [f"{face.probabilities[i]:.{PROBABILITY_DECIMALS}f}" for i in self._order]
+            probabilities = [f"{p:.{PROBABILITY_DECIMALS}f}" for p in face.probabilities]  # in FER+ order
             writer.writerow([
                 timestamp, f"{t:.3f}", result.frame_index, face.person_id,
                 self._names.get(face.person_id, ""),
@@ -239,7 +258,8 @@ class SessionWriter:
     def close(self) -> None:
         """Flush and close the CSV, record the end time in the JSON; calling it twice is harmless.
 
-        The JSON gets its end time even when the CSV's last flush fails; that failure is raised after.
+        The JSON gets its end time even when the CSV's last flush fails; that failure is raised
+        after, else a JSON that could not be written (a full disk: the rows stay in the CSV).
         """
         if self._file is None:
             return
@@ -257,7 +277,9 @@ class SessionWriter:
         try:
             self._write_json()
         except OSError as exc:
-            log.error("session JSON %s could not be written at close: %s", self.json_path, exc)
+            json_error = self._json_error(exc)
+            log.error("at close: %s", json_error)
+            error = error or json_error
         log.info("session CSV %s closed: %d rows in %d steps", self.csv_path, self.rows_written, self.steps_written)
         if error is not None:
             raise error
@@ -271,6 +293,7 @@ class SessionWriter:
             "source": self.source_description,
             "model": None if meta is None else {
                 "arch": meta.arch, "classes": list(meta.classes), "input_size": meta.input_size,
+                "crop_margin": meta.crop_margin,  # the one used unless settings.analysis.crop_margin is set
                 "metrics": meta.metrics, "runtime": self.runtime or None,
             },
             "settings": settings_to_dict(self.settings),
@@ -283,13 +306,29 @@ class SessionWriter:
         }
 
     def _write_json(self) -> None:
+        """Write the JSON beside the CSV through a temporary file, which a failed write (a full disk)
+        removes again: the JSON is whole or as it was before."""
         tmp = self.json_path.with_name(self.json_path.name + ".tmp")
-        tmp.write_text(json.dumps(self.describe(), indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(self.json_path)
+        try:
+            tmp.write_text(json.dumps(self.describe(), indent=2, default=str) + "\n", encoding="utf-8")
+            tmp.replace(self.json_path)
+        except OSError:
+            if tmp.is_file():  # a folder in its way (not ours) stays
+                try:
+                    tmp.unlink()
+                except OSError as unlink_exc:
+                    log.error("temporary file %s could not be removed (%s)", tmp, unlink_exc.strerror or unlink_exc)
+            raise
 
     def __enter__(self) -> SessionWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        try:
+            self.close()
+        except SessionError as close_exc:
+            if exc is None:
+                raise
+            # The error under way says what went wrong first; this one goes to the log.
+            log.error("closing after %s: %s", type(exc).__name__, close_exc)

@@ -30,8 +30,10 @@ class AnalysisSettings:
     detector: str = "yunet"  # a name from fermonitor.core.detection.list_detectors()
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:0", "mps"
     # Border added around the face square (the detected box's longer side) before the 48x48 crop,
-    # as a fraction of that side; chosen on FER+ PublicTest galleries (benchmarks/gallery_eval.py).
-    crop_margin: float = 0.0
+    # as a fraction of that side. None: the margin the model was trained with (ModelMeta.crop_margin,
+    # 0 for the shipped model, which FER+ PublicTest galleries confirmed: benchmarks/gallery_eval.py);
+    # a number overrides it.
+    crop_margin: float | None = None
     # Turn each face so its eyes are level before the crop (detectors with landmarks only); it raised
     # accuracy on tilted gallery faces (benchmarks/gallery_eval.py).
     align_faces: bool = True
@@ -126,8 +128,20 @@ def settings_to_dict(settings: Settings) -> dict[str, dict[str, Any]]:
     return out
 
 
+def optional_type(annotation: Any) -> Any:
+    """``X`` for a field typed ``X | None`` (None there means "decided elsewhere"), else None."""
+    args = typing.get_args(annotation)
+    if type(None) in args and len(args) == 2:
+        return next(arg for arg in args if arg is not type(None))
+    return None
+
+
 def _convert(key: str, value: Any, annotation: Any) -> Any:
-    """Check ``value`` against a field's type; ints are accepted for floats, lists for tuples."""
+    """Check ``value`` against a field's type; ints are accepted for floats, lists for tuples,
+    null (None) for an optional field."""
+    inner = optional_type(annotation)
+    if inner is not None:
+        return None if value is None else _convert(key, value, inner)
     origin = typing.get_origin(annotation)
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -170,7 +184,6 @@ def _check_ranges(settings: Settings) -> None:
         if value <= 0:
             raise SettingsError(f"setting {key} must be above 0, got {value!r}")
     non_negative = {
-        "analysis.crop_margin": settings.analysis.crop_margin,
         "tracking.grace_s": settings.tracking.grace_s,
         "tracking.max_centre_distance": settings.tracking.max_centre_distance,
         "indicator.absent_after_s": settings.indicator.absent_after_s,
@@ -178,6 +191,8 @@ def _check_ranges(settings: Settings) -> None:
         "alerts.absent_count": settings.alerts.absent_count,
         "alerts.absent_for_s": settings.alerts.absent_for_s,
     }
+    if settings.analysis.crop_margin is not None:  # None: the model's margin
+        non_negative["analysis.crop_margin"] = settings.analysis.crop_margin
     for key, value in non_negative.items():
         if value < 0:
             raise SettingsError(f"setting {key} must not be negative, got {value!r}")

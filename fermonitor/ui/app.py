@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import traceback
 from pathlib import Path
@@ -17,10 +16,10 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from fermonitor import __version__
 from fermonitor.core.settings import SETTINGS_FILE_NAME, default_settings_path, load_settings
-from fermonitor.termination import Terminated
 from fermonitor.ui.first_run import show_notice_if_needed
 from fermonitor.ui.main_window import SOURCE_KEY, MainWindow
 from fermonitor.ui.source_picker import default_source_spec
+from fermonitor.ui.stop_signals import StopSignals
 
 log = logging.getLogger(__name__)
 qt_log = logging.getLogger("qt")
@@ -29,8 +28,6 @@ CONFIG_DIR_ENV = "FERMONITOR_CONFIG_DIR"  # overrides where settings and window 
 SESSIONS_DIR_ENV = "FERMONITOR_SESSIONS_DIR"  # overrides where session CSVs go by default
 QSETTINGS_FILE_NAME = "fermonitor.ini"
 STARTED_LINE = "fermonitor started"  # the packaging smoke test waits for this log line
-# Python runs a signal handler only when it gets control; in Qt's event loop a timer gives it that.
-SIGNAL_WAKE_INTERVAL_MS = 200
 
 _QT_LEVELS = {
     QtMsgType.QtDebugMsg: logging.DEBUG,
@@ -101,9 +98,9 @@ def create_window(args: argparse.Namespace) -> MainWindow:
 def run(args: argparse.Namespace) -> int:
     """Run the app until its window closes; returns the exit status.
 
-    SIGTERM closes the window the way a click on its close button does, so the session's CSV and
-    JSON are closed; :class:`~fermonitor.termination.Terminated` is then raised, as ``fermonitor
-    analyze`` raises it.
+    Ctrl-C (SIGINT) and SIGTERM close the first-run notice or the window the way a click on its
+    close button does, so the session's CSV, JSON and class chart are written; ``KeyboardInterrupt``
+    or :class:`~fermonitor.termination.Terminated` is then raised, as ``fermonitor analyze`` raises them.
     """
     previous_handler = qInstallMessageHandler(qt_message_handler)
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -112,45 +109,36 @@ def run(args: argparse.Namespace) -> int:
     hook = ExceptionDialogHook()
     previous_hook = sys.excepthook
     sys.excepthook = hook
+    # Installed before the notice and the session, so that no signal can end a session without closing its files.
+    stop = StopSignals()
     try:
-        scripted = args.exit_after is not None
-        if not scripted and not show_notice_if_needed(open_qsettings()):
-            log.info("the first-run notice was not acknowledged; quitting")
-            return 0
-        window = create_window(args)
-        window.closed.connect(app.quit)  # also when it was hidden behind the compact view
-        terminated = False
-
-        def on_sigterm(signum: int, frame: object) -> None:
-            nonlocal terminated
-            terminated = True
-            QTimer.singleShot(0, window.close)  # from the event loop, not inside whatever Python code was interrupted
-
-        # Installed before the session starts, so that no SIGTERM can end it without closing its files.
-        previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
-        wake = QTimer()
-        wake.timeout.connect(lambda: None)
-        wake.start(SIGNAL_WAKE_INTERVAL_MS)
-        try:
-            window.show()
-            log.info("%s (version %s, source %s)", STARTED_LINE, __version__, window.source_spec)
-            if args.source or args.csv:
-                window.start_session(Path(args.csv) if args.csv else None)
-            if scripted:
-                QTimer.singleShot(int(args.exit_after * 1000), window.close)
-            status = app.exec()
-        finally:
-            wake.stop()
-            signal.signal(signal.SIGTERM, previous_sigterm)
-            window.closed.disconnect(app.quit)  # a later quit would end the next event loop, whoever owns it
+        with stop:
+            scripted = args.exit_after is not None
+            if not scripted and not show_notice_if_needed(open_qsettings()):
+                stop.raise_if_received()
+                log.info("the first-run notice was not acknowledged; quitting")
+                return 0
+            stop.raise_if_received()  # a signal as the notice was acknowledged
+            window = create_window(args)
+            stop.window = window
+            window.closed.connect(app.quit)  # also when it was hidden behind the compact view
+            try:
+                window.show()
+                log.info("%s (version %s, source %s)", STARTED_LINE, __version__, window.source_spec)
+                if args.source or args.csv:
+                    window.start_session(Path(args.csv) if args.csv else None)
+                if scripted:
+                    QTimer.singleShot(int(args.exit_after * 1000), window.close)
+                status = app.exec()
+            finally:
+                window.closed.disconnect(app.quit)  # a later quit would end the next event loop, whoever owns it
         if window.controller.threads_running():
             # A thread stuck past the close limit (a camera that never answers): Qt would abort when
             # its thread object is destroyed. The CSV's rows are written as they come; leave without it.
             log.error("exiting with a worker thread still running")
             logging.shutdown()
             os._exit(1)
-        if terminated:
-            raise Terminated("terminated by SIGTERM")
+        stop.raise_if_received()
         if hook.count or (scripted and window.failure):
             return 1  # a script learns that its session failed; the reason is in the log and on stderr
         return int(status)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
+
+log = logging.getLogger(__name__)
 
 NOTICE_ACKNOWLEDGED_KEY = "notice/acknowledged_version"
 NOTICE_VERSION = 2
@@ -60,6 +64,7 @@ def show_notice_if_needed(settings: QSettings, parent: QWidget | None = None) ->
     """Show the notice when needed; returns True when it was acknowledged now or before."""
     if not notice_needed(settings):
         return True
+    log.info("showing the first-run notice")
     if FirstRunNotice(parent).exec() != QDialog.DialogCode.Accepted:
         return False
     settings.setValue(NOTICE_ACKNOWLEDGED_KEY, NOTICE_VERSION)

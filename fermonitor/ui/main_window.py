@@ -11,6 +11,7 @@ from PySide6.QtCore import QRect, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
+from fermonitor.core.alerts import AlertMonitor
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import MODEL_HELP, resolve_backend, shipped_backends
 from fermonitor.core.resources import default_model_path
@@ -20,7 +21,7 @@ from fermonitor.core.settings import Settings, save_settings
 from fermonitor.core.sources import Rect, capture_area, intersect
 from fermonitor.core.timeline import TimelineStore
 from fermonitor.core.windows import place_beside
-from fermonitor.ui.alerts import AlertBanner, AlertMonitor
+from fermonitor.ui.alerts import AlertBanner
 from fermonitor.ui.capture_exclusion import exclude_from_capture
 from fermonitor.ui.compact_view import CompactView
 from fermonitor.ui.session_controller import SessionController, SessionPlan

@@ -25,7 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from fermonitor.core.detection import list_detectors
-from fermonitor.core.settings import Settings, SettingsError, settings_from_dict, settings_to_dict
+from fermonitor.core.settings import (
+    Settings,
+    SettingsError,
+    optional_type,
+    settings_from_dict,
+    settings_to_dict,
+)
 
 SECTION_TITLES = {
     "analysis": "Analysis",
@@ -36,6 +42,9 @@ SECTION_TITLES = {
 }
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 FLOAT_DECIMALS = 2
+# What an optional number's editor shows at its lowest step, which stands for None ("not set here").
+UNSET_TEXT = {("analysis", "crop_margin"): "the model's"}
+DEFAULT_UNSET_TEXT = "automatic"
 FLOAT_MAX = 100_000.0
 INT_MAX = 1_000_000
 
@@ -108,12 +117,15 @@ class SettingsDialog(QDialog):
             check = QCheckBox()
             check.setChecked(value)
             return check
-        if annotation is float:
+        if annotation is float or optional_type(annotation) is float:
             spin = QDoubleSpinBox()
             spin.setDecimals(FLOAT_DECIMALS)
             spin.setRange(0.0, FLOAT_MAX)
-            spin.setSingleStep(0.05 if value <= 1.0 else 0.5)
-            spin.setValue(value)
+            spin.setSingleStep(0.05 if value is None or value <= 1.0 else 0.5)
+            if annotation is not float:  # optional: one step below 0 is None, shown in words
+                spin.setMinimum(-spin.singleStep())
+                spin.setSpecialValueText(UNSET_TEXT.get((section, name), DEFAULT_UNSET_TEXT))
+            _set_spin(spin, value)
             return spin
         if annotation is int:
             spin = QSpinBox()
@@ -130,6 +142,8 @@ class SettingsDialog(QDialog):
         if isinstance(editor, QComboBox):
             return editor.currentText().strip()
         if isinstance(editor, (QDoubleSpinBox, QSpinBox)):
+            if editor.specialValueText() and editor.value() == editor.minimum():
+                return None
             return editor.value()
         text = editor.text()
         current = getattr(getattr(self._settings, section), name)
@@ -166,7 +180,7 @@ class SettingsDialog(QDialog):
             elif isinstance(editor, QComboBox):
                 editor.setCurrentText(value)
             elif isinstance(editor, (QDoubleSpinBox, QSpinBox)):
-                editor.setValue(value)
+                _set_spin(editor, value)
             else:
                 editor.setText(", ".join(value) if isinstance(value, list) else str(value))
 
@@ -178,6 +192,11 @@ class SettingsDialog(QDialog):
             self.error_label.show()
             return
         super().accept()
+
+
+def _set_spin(spin: QDoubleSpinBox | QSpinBox, value: float | None) -> None:
+    """Show ``value``; None on an optional number's editor is its lowest step, shown in words."""
+    spin.setValue(spin.minimum() if value is None else value)
 
 
 def changed_fields(old: Settings, new: Settings) -> list[str]:

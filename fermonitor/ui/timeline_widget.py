@@ -44,6 +44,7 @@ ROW_HEIGHT_PX = 90
 ENLARGED_ROW_HEIGHT_PX = 260
 CLASS_ROW_HEIGHT_PX = 150
 FACES_ROW_HEIGHT_PX = 70
+FACES_AXIS_HEADROOM = 1.15  # the face-count axis reaches this much above the highest count in view
 DEFAULT_WINDOW_MIN = 3
 MAX_WINDOW_MIN = 60
 MODES = ("expressions", "indicator")
@@ -59,6 +60,30 @@ def _configure_plot(plot: pg.PlotWidget, y_range: tuple[float, float] | None) ->
     plot.showGrid(x=True, y=True, alpha=0.2)
     if y_range is not None:
         plot.setYRange(*y_range, padding=0.02)
+
+
+class CountAxis(pg.AxisItem):
+    """A left axis for a count: whole-number ticks from 0 and no SI prefix (pyqtgraph would label a
+    flat 0 as -200..200 with "x0.001")."""
+
+    def __init__(self) -> None:
+        super().__init__("left")
+        self.enableAutoSIPrefix(False)
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802,N803 (pyqtgraph override)
+        levels = [(spacing, [v for v in values if v >= 0 and float(v).is_integer()])
+                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        if not levels:  # a range under 2: every whole number in it
+            levels = [(1.0, [float(v) for v in range(max(0, math.ceil(minVal)), math.floor(maxVal) + 1)])]
+        return levels
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        return [str(round(v)) for v in values]
+
+
+def faces_axis_top(peak: float) -> float:
+    """The top of the face-count axis for a peak count: room above it, at least 1."""
+    return max(1.0, float(peak)) * FACES_AXIS_HEADROOM
 
 
 def _curve(plot: pg.PlotWidget, colour: str, name: str | None = None) -> pg.PlotDataItem:
@@ -246,8 +271,9 @@ class TimelineWidget(QWidget):
         self.class_expression_curves = [_curve(self.class_plot, EXPRESSION_COLOURS[i % len(EXPRESSION_COLOURS)], name)
                                         for i, name in enumerate(self.classes)]
         self.class_indicator_curves = [_curve(self.class_plot, INDICATOR_COLOURS[name], name) for name in INDICATORS]
-        self.faces_plot = pg.PlotWidget()
+        self.faces_plot = pg.PlotWidget(axisItems={"left": CountAxis()})
         _configure_plot(self.faces_plot, None)
+        self.faces_plot.setYRange(0.0, faces_axis_top(0), padding=0)  # a count starts at 0, before any face too
         self.faces_plot.setFixedHeight(FACES_ROW_HEIGHT_PX)
         self.faces_plot.setLabel("left", "faces")
         self.faces_curve = _curve(self.faces_plot, "#2c3e50")
@@ -318,6 +344,7 @@ class TimelineWidget(QWidget):
         self.seat_map.refresh()
         for curve in (*self.class_expression_curves, *self.class_indicator_curves, self.faces_curve):
             curve.setData([], [])
+        self.faces_plot.setYRange(0.0, faces_axis_top(0), padding=0)
 
     def add_result(self, result: FrameResult) -> None:
         """Feed one analysis step to the heat-map and the seat map (drawn at the next refresh)."""
@@ -349,6 +376,7 @@ class TimelineWidget(QWidget):
         for i, curve in enumerate(self.class_indicator_curves):
             curve.setData(series.t, series.indicator_shares[:, i])
         self.faces_curve.setData(series.t, series.faces_visible.astype(np.float64))
+        self.faces_plot.setYRange(0.0, faces_axis_top(series.faces_visible.max(initial=0)), padding=0)
         t_end = float(series.t[-1])
         t_start = max(float(series.t[0]), t_end - self.window_s)
         x_range = (t_start, max(t_end, t_start + 1.0))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from shared_data import DATA_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 # Rows kept from the start of each Usage block of fer2013.csv / fer2013new.csv.
 ROWS_PER_USAGE = {"Training": 160, "PublicTest": 64, "PrivateTest": 64}
 FOLDERS = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}

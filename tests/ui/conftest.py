@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from shared_data import DATA_DIR
 from torch import nn
 from xvfb import running_xvfb
 
@@ -24,7 +25,6 @@ from ui_helpers import FACE_TILE_PX, write_video  # noqa: E402
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, save_checkpoint  # noqa: E402
 from fermonitor.core.models import list_models, register_model  # noqa: E402
 
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TINY_ARCH = "ui_test_tiny_cnn"
 # The offscreen platform cannot size windows to their hints and says so once per window.
 OFFSCREEN_QT_NOISE = r"This plugin does not support propagateSizeHints"

@@ -142,6 +142,40 @@ def test_the_compact_view_shows_counts_alerts_and_the_class_chart(qtbot: object)
     assert requested == [True]
 
 
+def faces_axis_shown(widget: TimelineWidget) -> tuple[tuple[float, float], list[str], str]:
+    """The face-count axis as drawn: its range, its tick labels and its title."""
+    axis = widget.faces_plot.getAxis("left")
+    low, high = widget.faces_plot.getViewBox().viewRange()[1]
+    ticks = [text for spacing, values in axis.tickValues(low, high, axis.height())
+             for text in axis.tickStrings(values, axis.autoSIPrefixScale, spacing)]
+    return (low, high), ticks, axis.labelString()
+
+
+def test_the_face_count_axis_starts_at_0_in_whole_numbers_without_a_scale_prefix(qtbot: object) -> None:
+    widget = TimelineWidget(FERPLUS_CLASSES)
+    qtbot.addWidget(widget)  # type: ignore[attr-defined]
+    widget.resize(900, 700)
+    widget.show()
+    store = TimelineStore(FERPLUS_CLASSES)
+    for k in range(6):  # steps with no face yet: a flat 0, which pyqtgraph drew as -200..200 "x0.001"
+        store.append(FrameResult(k, k / 2, datetime.now(timezone.utc), (640, 480), ()))
+    for shown in ([], store):
+        if shown:
+            widget.refresh(store, force=True)
+        (low, high), ticks, title = faces_axis_shown(widget)
+        assert low == 0 and high >= 1
+        assert ticks and all(text.isdigit() for text in ticks) and "0" in ticks
+        assert "x0.001" not in title and "(" not in title
+    store = TimelineStore(FERPLUS_CLASSES)
+    for result in scripted_results(5.0):  # 25 faces
+        store.append(result)
+    widget.refresh(store, force=True)
+    (low, high), ticks, title = faces_axis_shown(widget)
+    assert low == 0 and high >= 25 and all(text.isdigit() for text in ticks) and "(" not in title
+    widget.reset()
+    assert widget.faces_plot.getViewBox().viewRange()[1][0] == 0
+
+
 def test_a_label_is_no_wider_than_its_face_and_never_covers_the_next_one() -> None:
     image = QImage(800, 400, QImage.Format.Format_RGB32)
     painter = QPainter(image)

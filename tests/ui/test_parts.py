@@ -20,13 +20,11 @@ from ui_helpers import fast_settings, gallery_image, make_window, read_rows
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.results import FaceObservation, Frame, FrameResult
 from fermonitor.core.session import session_json_path
-from fermonitor.core.settings import AlertSettings, Settings, read_settings
+from fermonitor.core.settings import AlertSettings, Settings, read_settings, settings_from_dict
 from fermonitor.core.sources import VideoSource
 from fermonitor.core.timeline import TimelineStore
-from fermonitor.core.tracking import Tracker
 from fermonitor.ui import app as app_module
 from fermonitor.ui import first_run, status_panel
-from fermonitor.ui.alerts import AlertMonitor
 from fermonitor.ui.frame_slot import LatestFrameSlot
 from fermonitor.ui.main_window import MainWindow
 from fermonitor.ui.session_controller import SessionPlan, open_pipeline
@@ -200,23 +198,6 @@ def test_a_worker_left_from_a_stopped_session_changes_nothing(qtbot: object, tmp
         assert left_over.wait(5000)
 
 
-def test_negative_alert_only_after_holding_for_its_time() -> None:
-    monitor = AlertMonitor(AlertSettings(negative_share=0.4, negative_for_s=10.0, absent_count=3, absent_for_s=5.0))
-    assert monitor.update(_result(0.0, ["negative", "negative", "neutral"])) == []
-    assert monitor.update(_result(9.0, ["negative", "negative", "neutral"])) == []
-    messages = monitor.update(_result(10.0, ["negative", "negative", "neutral"]))
-    assert len(messages) == 1 and "67%" in messages[0] and "negative" in messages[0]
-    assert monitor.update(_result(11.0, ["negative", "positive", "positive"])) == []  # dropped below: reset
-    assert monitor.update(_result(12.0, ["negative", "negative"])) == []
-
-
-def test_negative_alert_needs_a_share_above_its_threshold_of_faces_seen() -> None:
-    monitor = AlertMonitor(AlertSettings(negative_share=0.5, negative_for_s=0.0, absent_count=3, absent_for_s=5.0))
-    assert monitor.update(_result(0.0, ["negative", "neutral"])) == []  # 50% is not above 50%
-    assert monitor.update(_result(1.0, [])) == []  # nobody seen: no share at all
-    assert monitor.update(_result(2.0, ["negative", "negative", "neutral"])) != []
-
-
 def test_the_summary_has_one_row_of_shares_per_person_by_name_or_id(qtbot: object, tmp_path: Path) -> None:
     store = TimelineStore(FERPLUS_CLASSES)
     happy = (0.2, 0.8) + (0.0,) * 6
@@ -253,34 +234,6 @@ def test_the_status_bar_shows_the_rate_over_five_seconds_the_latest_latency_and_
     assert panel.rate_label.text() == "0.0 steps/s"
     panel.reset()
     assert panel.dropped_label.text() == "dropped 0 frames"
-
-
-def test_with_default_settings_people_who_leave_raise_the_absence_alert() -> None:
-    settings = Settings()
-    tracker = Tracker(settings.tracking, settings.indicator.absent_after_s)
-    monitor = AlertMonitor(settings.alerts)
-    faces = [(40 + 120 * i, 100, 80, 80) for i in range(5)]
-    for step in range(20):  # all five seen for 10 s, then all gone
-        tracker.update(faces, step * 0.5)
-    fired_at = None
-    for step in range(20, 120):
-        t = step * 0.5
-        tracker.update([], t)
-        result = FrameResult(step, t, datetime.now().astimezone(), (640, 480), (),
-                             absent_ids=tuple(tracker.absent_ids(t)))
-        if monitor.update(result) and fired_at is None:
-            fired_at = t
-    # Last seen at 9.5 s, absent from 14.5 s, the alert after 10 s more.
-    assert fired_at == pytest.approx(24.5)
-
-
-def test_absent_alert_needs_more_than_k_people_absent_for_its_time() -> None:
-    monitor = AlertMonitor(AlertSettings(negative_share=1.0, negative_for_s=0.0, absent_count=3, absent_for_s=5.0))
-    assert monitor.update(_result(0.0, ["neutral"], absent=3)) == []
-    assert monitor.update(_result(10.0, ["neutral"], absent=3)) == []  # 3 is not more than 3
-    assert monitor.update(_result(11.0, ["neutral"], absent=4)) == []
-    messages = monitor.update(_result(16.0, ["neutral"], absent=4))
-    assert messages == ["4 people have been absent for 5 s or more"]
 
 
 def test_the_banner_shows_alerts_from_results(qtbot: object, tmp_path: Path, ui_checkpoint: Path) -> None:
@@ -347,6 +300,27 @@ def test_settings_dialog_rejects_a_bad_value_and_saves_a_good_one(qtbot: object,
     saved = read_settings(tmp_path / "settings.json")
     assert saved.alerts.negative_share == 0.25 and saved.analysis.rate_hz == 3.0
     assert window.source_spec == "screen:1" and window.qsettings.value("session/source") == "screen:1"
+
+
+def test_the_settings_dialog_shows_the_models_crop_margin_until_a_number_is_set(qtbot: object) -> None:
+    dialog = SettingsDialog(Settings(), "webcam:0")
+    qtbot.addWidget(dialog)
+    margin = dialog.editor("analysis", "crop_margin")
+    assert margin.text() == "the model's"
+    dialog.accept()
+    assert dialog.result_settings().analysis.crop_margin is None
+    margin.stepUp()  # the first number above the model's is 0
+    assert margin.text() == "0.00"
+    margin.setValue(0.15)
+    dialog.accept()
+    assert dialog.result_settings().analysis.crop_margin == 0.15
+    dialog.on_restore_defaults_clicked()
+    assert margin.text() == "the model's"
+    saved_before = SettingsDialog(settings_from_dict({"analysis": {"crop_margin": 0.0}}), "webcam:0")
+    qtbot.addWidget(saved_before)
+    assert saved_before.editor("analysis", "crop_margin").text() == "0.00"
+    saved_before.accept()
+    assert saved_before.result_settings().analysis.crop_margin == 0.0
 
 
 def test_the_analysis_step_runs_synchronously(tmp_path: Path, ui_checkpoint: Path,

@@ -13,13 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_data import DATA_DIR
 from ui_helpers import read_rows
 from xvfb import running_xvfb
 
 from fermonitor.core.detection import create_detector
 from fermonitor.logging_setup import LOG_FILE_NAME
 
-CONFTEST_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SCREEN = (1920, 1080)
 CALL = (1280, 720)  # the call's gallery, at the screen's top-left corner
 GRID = 4  # 4x4 tiles
@@ -35,7 +35,7 @@ def xvfb_display() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gallery() -> np.ndarray:
     """A 4x4 call gallery of 16 real FER faces that the default detector finds in their tiles."""
-    fer = CONFTEST_DATA / "fer2013.csv.gz"
+    fer = DATA_DIR / "fer2013.csv.gz"
     if not fer.is_file():
         pytest.skip(f"real FER2013 data not found at {fer}")
     from training.data import read_fer2013

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from fermonitor.core.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -99,6 +101,39 @@ def test_a_pickled_object_is_rejected_and_never_executed(tmp_path: Path) -> None
     with pytest.raises(CheckpointError, match=r"evil\.pt holds pickled objects and was rejected"):
         load_checkpoint(path)
     assert not marker.exists()
+
+
+class _BlockedModuleCall:
+    """A call into a module torch blocks outright (os): another wording of torch's refusal."""
+
+    def __reduce__(self) -> tuple:
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param(lambda marker: _Payload(marker), id="a function of ours"),
+    pytest.param(lambda marker: _BlockedModuleCall(), id="a call into os"),
+    pytest.param(lambda marker: nn.Linear(2, 2), id="a whole pickled module"),
+])
+def test_a_file_with_more_than_weights_is_refused_without_torchs_advice_to_load_it_anyway(
+        tmp_path: Path, payload) -> None:
+    path, marker = tmp_path / "more.pt", tmp_path / "marker"
+    torch.save({"format": CHECKPOINT_FORMAT, "arch": ARCH, "state_dict": payload(marker)}, path)
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    assert str(refused.value) == (f"model file {path} holds pickled objects and was rejected: fermonitor loads "
+                                  "weights only, and this file holds more than weights")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"not a torch file at all\n" * 10, bytes(range(256)) * 4])
+def test_no_refusal_passes_on_torchs_advice_to_load_with_weights_only_false(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "corrupt.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert "weights_only" not in message and "trust" not in message and "\n" not in message
 
 
 def test_the_pickled_payload_really_runs_code_when_loaded_unsafely(tmp_path: Path) -> None:

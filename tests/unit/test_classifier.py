@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared_data import DATA_DIR
 
 from fermonitor.core import resources
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, CheckpointError, ModelMeta, save_checkpoint
 from fermonitor.core.classifier import load_classifier
 from fermonitor.core.models import build_model
 from fermonitor.core.preprocess import normalise_faces
-
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import DATA_DIR, REPO_ROOT
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -28,8 +29,6 @@ from fermonitor.core.classifier import ExpressionClassifier, load_classifier  # 
 from fermonitor.core.models import build_model  # noqa: E402
 from fermonitor.core.onnx_backend import OnnxClassifier, pick_providers  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO.parent / "shared" / "data"
 FER2013 = DATA_DIR / "fer2013.csv.gz"
 N_FACES = 96
 MAX_ABS_DIFF = 1e-4  # the bound on probabilities, torch fp32 vs onnxruntime
@@ -220,7 +219,7 @@ print("ok without torch")
 
 
 def test_core_runs_the_onnx_model_without_torch(model_files: tuple[Path, Path]) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(NO_TORCH_SCRIPT), str(model_files[1])],
                           capture_output=True, text=True, env=env, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fermonitor.core.checkpoint import FERPLUS_CLASSES
+from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta
 from fermonitor.core.classifier import load_classifier
 from fermonitor.core.pipeline import Pipeline, indicator_for
-from fermonitor.core.preprocess import preprocess_face
+from fermonitor.core.preprocess import crop_face, preprocess_face
 from fermonitor.core.results import Frame
 from fermonitor.core.settings import IndicatorSettings, Settings, settings_from_dict
 
@@ -115,9 +115,8 @@ def test_steps_track_batch_and_smooth(classifier, fer_faces) -> None:
     assert results[0].faces == ()  # tentative until seen twice
     assert [[f.person_id for f in r.faces] for r in results[1:]] == [[1, 2]] * 3
     assert [len(b) for b in counting.batches] == [2, 2, 2]  # one batch per step with every face
-    margin = settings.analysis.crop_margin
     frame = frame_with_faces(faces, boxes, 0.0, 0)
-    expected_crops = np.stack([preprocess_face(frame.image, box, margin) for box in boxes])
+    expected_crops = np.stack([preprocess_face(frame.image, box, pipeline.crop_margin) for box in boxes])
     np.testing.assert_array_equal(counting.batches[0], expected_crops)
 
     raw = classifier.predict(expected_crops).astype(np.float64)  # identical frames: identical raw output
@@ -145,7 +144,7 @@ def test_smoothing_follows_the_time_constant(classifier, fer_faces) -> None:
     first = pipeline.process(frame_with_faces(images[:1], box, 0.0, 0))
     second = pipeline.process(frame_with_faces(images[1:2], box, 1.0, 1))
     frame_b = frame_with_faces(images[1:2], box, 1.0, 1)
-    raw_b = classifier.predict(preprocess_face(frame_b.image, box[0], settings.analysis.crop_margin)[None])[0]
+    raw_b = classifier.predict(preprocess_face(frame_b.image, box[0], pipeline.crop_margin)[None])[0]
     alpha = 1 - math.exp(-1.0 / 2.0)
     expected = np.asarray(first.faces[0].probabilities) + alpha * (raw_b - np.asarray(first.faces[0].probabilities))
     np.testing.assert_allclose(second.faces[0].probabilities, expected, atol=1e-5)
@@ -190,6 +189,34 @@ def test_results_hold_probabilities_in_ferplus_order_whatever_the_model_order(cl
     assert reordered_pipeline.classes == FERPLUS_CLASSES
     np.testing.assert_allclose(reordered.probabilities, straight.probabilities, atol=1e-6)
     assert (reordered.top_expression, reordered.indicator) == (straight.top_expression, straight.indicator)
+
+
+class MarginModel:
+    """A classifier trained, its description says, with a given crop margin; records its batches."""
+
+    classes = FERPLUS_CLASSES
+    input_size = 48
+
+    def __init__(self, margin: float) -> None:
+        self.meta = ModelMeta("fake", FERPLUS_CLASSES, crop_margin=margin)
+        self.batches: list[np.ndarray] = []
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        self.batches.append(faces.copy())
+        return np.full((len(faces), len(self.classes)), 1 / len(self.classes), np.float32)
+
+
+@pytest.mark.parametrize(("setting", "used"), [(None, 0.25), (0.0, 0.0), (0.1, 0.1)])
+def test_the_crop_margin_is_the_models_unless_the_settings_override_it(setting, used) -> None:
+    images = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)  # any picture: crops compared
+    box = (100, 60, 96, 96)
+    model = MarginModel(0.25)
+    settings = settings_from_dict({"analysis": {"crop_margin": setting}, "tracking": {"min_hits": 1}})
+    pipeline = Pipeline(model, FixedBoxes([box]), settings)
+    frame = frame_with_faces(images[:1], [box], 0.0, 0)
+    pipeline.process(frame)
+    assert pipeline.crop_margin == used
+    np.testing.assert_array_equal(model.batches[0][0], crop_face(frame.image, box, used))
 
 
 def test_the_whole_frame_is_searched_every_kth_step_and_near_the_faces_between(classifier, fer_faces) -> None:

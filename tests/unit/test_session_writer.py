@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import os
 import subprocess
@@ -10,10 +12,13 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from fermonitor.core import session
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta
-from fermonitor.core.results import FaceObservation, FrameResult
+from fermonitor.core.pipeline import Pipeline
+from fermonitor.core.results import FaceObservation, Frame, FrameResult
 from fermonitor.core.session import (
     CSV_HEADER,
     SessionError,
@@ -22,7 +27,7 @@ from fermonitor.core.session import (
     new_session_path,
     session_json_path,
 )
-from fermonitor.core.settings import Settings, settings_to_dict
+from fermonitor.core.settings import Settings, settings_from_dict, settings_to_dict
 
 EXPECTED_HEADER = ("timestamp,t_seconds,frame_index,person_id,person_name,x,y,w,h,neutral,happiness,surprise,"
                    "sadness,anger,disgust,fear,contempt,top_expression,top_probability,indicator")
@@ -70,15 +75,40 @@ def test_rows_round_trip(tmp_path: Path) -> None:
     assert writer.rows_written == 3 and writer.steps_written == 3
 
 
-def test_class_order_of_the_model_is_mapped_to_the_header(tmp_path: Path) -> None:
-    classes = tuple(reversed(FERPLUS_CLASSES))  # contempt first
-    probs = tuple(i / 28 for i in range(8))  # contempt 0, neutral 7/28
-    face = FaceObservation(1, (0, 0, 10, 10), probs, "neutral", 0.25, "neutral")
-    with SessionWriter(tmp_path / "s.csv", "webcam:0", None, Settings(), classes=classes) as writer:
-        writer.write(FrameResult(0, 0.0, WALL, (64, 64), (face,)))
+class ReversedModel:
+    """A classifier whose classes, and so its outputs, are in reverse FER+ order (contempt first)."""
+
+    classes = tuple(reversed(FERPLUS_CLASSES))
+    input_size = 48
+    meta = ModelMeta("reversed", tuple(reversed(FERPLUS_CLASSES)))
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        # contempt 0/28, fear 1/28, ..., neutral 7/28 for every face
+        return np.tile(np.arange(8, dtype=np.float32) / 28, (len(faces), 1))
+
+
+class OneFace:
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return [(8, 8, 48, 48)]
+
+
+def test_the_pipeline_puts_the_model_order_into_the_header_order_once(tmp_path: Path) -> None:
+    pipeline = Pipeline(ReversedModel(), OneFace(), settings_from_dict({"tracking": {"min_hits": 1}}))
+    result = pipeline.process(Frame(np.zeros((64, 64, 3), np.uint8), 0.0, 0, WALL))
+    with SessionWriter(tmp_path / "s.csv", "webcam:0", ReversedModel.meta, Settings(),
+                       classes=pipeline.classes) as writer:
+        writer.write(result)
     with open(tmp_path / "s.csv", newline="") as handle:
         row = next(csv.DictReader(handle))
-    assert row["neutral"] == "0.2500" and row["contempt"] == "0.0000"
+    assert (row["neutral"], row["happiness"], row["contempt"]) == ("0.2500", "0.2143", "0.0000")
+    assert row["top_expression"] == "neutral"
+
+
+def test_probabilities_in_another_order_than_the_header_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"takes probabilities in FER\+ order .* as the pipeline gives them; "
+                                         r"got contempt, fear"):
+        SessionWriter(tmp_path / "s.csv", "webcam:0", None, Settings(), classes=tuple(reversed(FERPLUS_CLASSES)))
+    assert not (tmp_path / "s.csv").exists()
 
 
 def test_session_json_beside_the_csv(tmp_path: Path) -> None:
@@ -166,9 +196,50 @@ def test_classes_other_than_ferplus_are_refused(tmp_path: Path) -> None:
 def test_a_full_disk_at_the_start_names_the_csv_and_leaves_no_session_file(tmp_path: Path) -> None:
     csv_path = tmp_path / "out.csv"
     csv_path.symlink_to("/dev/full")  # a real device on which every write fails: No space left on device
-    with pytest.raises(SessionError, match=rf"^CSV file {csv_path} cannot be written \(No space left on device\)$"):
+    with pytest.raises(SessionError, match=rf"^CSV file {csv_path} cannot be written: the disk holding folder "
+                                           rf"{tmp_path} is full \(No space left on device\)$"):
         SessionWriter(csv_path, "webcam:0", META, Settings())
     assert not session_json_path(csv_path).exists()
+
+
+def test_a_disk_that_fills_up_keeps_the_rows_leaves_no_temporary_file_and_names_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = {"full": False}
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    class FillingFile(io.FileIO):
+        """The CSV on a disk that fills up: once full, every write fails as a full disk's does."""
+
+        def write(self, data):  # type: ignore[override]
+            if disk["full"]:
+                raise full
+            return super().write(data)
+
+    write_text = Path.write_text
+
+    def filling_write_text(path: Path, data: str, *args: object, **kwargs: object) -> int:
+        if disk["full"]:
+            path.open("w").close()  # the file is created, then nothing fits in it
+            raise full
+        return write_text(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(session.io, "FileIO", FillingFile)
+    monkeypatch.setattr(Path, "write_text", filling_write_text)
+    csv_path = tmp_path / "lecture.csv"
+    writer = SessionWriter(csv_path, "webcam:0", META, Settings())
+    assert writer.write(FrameResult(0, 0.0, WALL, (640, 480), (observation(1, 0.9), observation(2, 0.2)))) == 2
+    disk["full"] = True
+    in_folder = f"the disk holding folder {tmp_path} is full (No space left on device)"
+    with pytest.raises(SessionError) as failed:
+        writer.write(FrameResult(1, 0.5, WALL, (640, 480), (observation(1, 0.9),)))
+    assert str(failed.value) == f"CSV file {csv_path} cannot be written: {in_folder}"
+    with pytest.raises(SessionError) as failed:
+        writer.close()  # the end time cannot be recorded either, and that is said
+    assert str(failed.value) == f"session file {session_json_path(csv_path)} beside {csv_path} cannot be written: {in_folder}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lecture.csv", "lecture.session.json"]
+    with open(csv_path, newline="") as handle:
+        assert [row["person_id"] for row in csv.DictReader(handle)] == ["1", "2"]  # the rows written stay
+    assert json.loads(session_json_path(csv_path).read_text())["start"]  # the JSON of the start, whole
 
 
 def test_a_session_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:

@@ -98,6 +98,28 @@ def test_a_file_saved_with_the_old_grace_default_takes_the_new_one(tmp_path: Pat
     assert settings_from_dict({"tracking": {"grace_s": 0}, "alerts": {"absent_for_s": 0}}).tracking.grace_s == 0
 
 
+def test_the_crop_margin_is_the_models_unless_a_number_overrides_it(tmp_path: Path) -> None:
+    assert Settings().analysis.crop_margin is None  # the margin the model was trained with
+    assert settings_from_dict({"analysis": {"crop_margin": 0.1}}).analysis.crop_margin == 0.1
+    assert settings_from_dict({"analysis": {"crop_margin": 0}}).analysis.crop_margin == 0.0
+    assert settings_from_dict({"analysis": {"crop_margin": None}}).analysis.crop_margin is None
+    for bad, message in ((-0.1, "must not be negative"), ("wide", "must be a number"), (float("nan"), "must be a finite number")):
+        with pytest.raises(SettingsError, match=rf"^setting analysis\.crop_margin {message}"):
+            settings_from_dict({"analysis": {"crop_margin": bad}})
+    path = save_settings(Settings(), tmp_path / "settings.json")
+    assert json.loads(path.read_text())["analysis"]["crop_margin"] is None and read_settings(path) == Settings()
+
+
+def test_a_file_saved_when_every_field_had_a_number_still_loads(tmp_path: Path) -> None:
+    # The dialog saves every field; before the model's margin became the default, crop_margin was 0.0.
+    path = tmp_path / "settings.json"
+    old = settings_to_dict(Settings())
+    old["analysis"]["crop_margin"] = 0.0
+    path.write_text(json.dumps(old))
+    settings, warnings = load_settings(path)
+    assert warnings == [] and settings.analysis.crop_margin == 0.0  # what the file says: an explicit 0
+
+
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     assert load_settings(tmp_path / "none.json") == (Settings(), [])
     with pytest.raises(SettingsError, match=r"settings file .*none\.json does not exist"):
