@@ -18,7 +18,8 @@ from torch import nn
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, load_checkpoint
 from fermonitor.core.device import pick_device
 from training.data import DataPaths, load_splits
-from training.engine import metrics_from_logits, predict_logits
+from training.engine import classification_metrics, metrics_from_logits, predict_logits
+from training.external import read_external
 from training.train import DEFAULT_DATA_DIR, non_negative_int
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--tta-flip", action="store_true", help="average the logits of each face and its mirror")
     p.add_argument("--plot", type=Path, default=None, help="also write the confusion matrix as a PNG here")
     p.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON here")
+    p.add_argument("--external", type=Path, default=None, metavar="DIR",
+                   help="score on this folder-per-class set (e.g. CK+48) instead of a FER+ split; folder names "
+                        "map to FER+ classes (happy, sad, ...), other folders are reported and left out")
+    p.add_argument("--detect", action="store_true",
+                   help="with --external: the largest face the app's detector finds, not the whole image")
     return p
 
 
@@ -82,21 +88,32 @@ def main(args) -> dict:
         if meta.classes != first_classes:
             raise ValueError(f"checkpoint {path} has classes {meta.classes}, but {args.checkpoint[0]} has "
                              f"{first_classes}: an ensemble averages the logits of the same classes")
-    split = load_splits(DataPaths.in_folder(args.data_dir))[args.split]
-    logits = sum(predict_logits(model.to(device), split.images, meta.mean, meta.std, device, amp=False,
+    split = None
+    if args.external is not None:
+        external = read_external(args.external, detect=args.detect, size=loaded[0][1].input_size)
+        images, labels = external.images, external.labels
+        where = (f"external set {args.external.name} ({'detected faces' if args.detect else 'whole images'}"
+                 + (f"; left out: folders {', '.join(external.unknown_folders)}" if external.unknown_folders else "")
+                 + (f"; {len(external.no_face)} images without a face" if external.no_face else "")
+                 + (f"; {len(external.unreadable)} unreadable files" if external.unreadable else "") + ")")
+    else:
+        split = load_splits(DataPaths.in_folder(args.data_dir))[args.split]
+        images, labels = split.images, split.labels
+        where = f"{SPLIT_NAMES[args.split]}, official majority labels"
+    logits = sum(predict_logits(model.to(device), images, meta.mean, meta.std, device, amp=False,
                                 tta_flip=args.tta_flip) for model, meta in loaded) / len(loaded)
-    metrics = metrics_from_logits(logits, split)
+    metrics = (metrics_from_logits(logits, split) if split is not None else
+               classification_metrics(labels, logits[:, :len(FERPLUS_CLASSES)].argmax(1), len(FERPLUS_CLASSES)))
     archs = sorted({meta.arch for _, meta in loaded})
     scored = (f"{args.checkpoint[0]} ({archs[0]})" if len(loaded) == 1 else
               f"the ensemble of {len(loaded)} checkpoints ({', '.join(archs)}: mean logits)")
-    title = (f"{scored} on {SPLIT_NAMES[args.split]}, official majority labels"
-             + (", flip TTA" if args.tta_flip else ""))
+    title = f"{scored} on {where}" + (", flip TTA" if args.tta_flip else "")
     sys.stdout.write(format_report(metrics, FERPLUS_CLASSES, title) + "\n")
     if args.plot is not None:
         from training.plots import plot_confusion
 
         plot_confusion(metrics["confusion"], FERPLUS_CLASSES, args.plot,
-                       title=f"{'+'.join(archs)} {args.split}: accuracy {100 * metrics['accuracy']:.2f}%")
+                       title=f"{'+'.join(archs)} {args.external.name if args.external else args.split}: accuracy {100 * metrics['accuracy']:.2f}%")
         log.info("confusion matrix written to %s", args.plot)
     if args.json is not None:
         args.json.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -699,3 +699,39 @@ def test_quantize_writes_a_checked_int8_model_or_nothing(small_data: Path, isola
     with pytest.raises(quantize.QuantizeError, match="already quantised"):
         quantize.main(quantize.get_args_parser().parse_args(["--onnx", str(tmp_path / "ship.int8.onnx"),
                                                              "--data-dir", str(small_data)]))
+
+
+def test_evaluate_external_scores_a_folder_per_class_set(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str], one_thread: None) -> None:
+    import cv2
+
+    from training.engine import predict_logits
+
+    test = load_splits(DataPaths.in_folder(small_data))["test"]
+    folders = {"neutral": "neutral", "happiness": "happy", "surprise": "Surprise", "sadness": "sad", "anger": "angry",
+               "disgust": "disgust", "fear": "fear", "contempt": "contempt"}
+    root = tmp_path / "external"
+    for k, (face, label) in enumerate(zip(test.images[:60], test.labels[:60], strict=True)):
+        folder = root / folders[FERPLUS_CLASSES[label]]
+        folder.mkdir(parents=True, exist_ok=True)
+        # a larger grey PNG, as such sets come; the whole image is the face
+        cv2.imwrite(str(folder / f"{k:03d}.png"), cv2.resize(face, (96, 96), interpolation=cv2.INTER_NEAREST))
+    (root / "bored").mkdir()
+    cv2.imwrite(str(root / "bored" / "x.png"), test.images[0])
+    (root / "sad" / "notes.png").write_bytes(b"not an image")
+    source = _random_checkpoint(tmp_path / "model.pt")
+    metrics = evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(
+        ["--checkpoint", str(source), "--external", str(root)]))
+    out = capsys.readouterr().out
+    assert "external set external (whole images; left out: folders bored; 1 unreadable files)" in out
+    model, meta = load_checkpoint(source)
+    read_back = np.stack([cv2.resize(cv2.resize(f, (96, 96), interpolation=cv2.INTER_NEAREST), (48, 48),
+                                     interpolation=cv2.INTER_AREA) for f in test.images[:60]])
+    expected = predict_logits(model, read_back, meta.mean, meta.std, torch.device("cpu"), amp=False)[:, :8].argmax(1)
+    assert metrics["accuracy"] == pytest.approx(float((expected == test.labels[:60]).mean()))  # order-free
+    confusion = np.array(metrics["confusion"])
+    assert confusion.sum() == len(read_back) and confusion.sum(axis=1).tolist() == np.bincount(
+        test.labels[:60], minlength=8).tolist()
+    with pytest.raises(ValueError, match="holds no readable image in a folder named after a FER\\+ class"):
+        evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(
+            ["--checkpoint", str(source), "--external", str(root / "bored")]))
