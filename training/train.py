@@ -21,6 +21,7 @@ from fermonitor.core.checkpoint import CheckpointError, ModelMeta, load_checkpoi
 from fermonitor.core.device import pick_device, reduced_precision_default
 from fermonitor.core.errors import one_line
 from fermonitor.core.models import build_model, list_models
+from training import distributed
 from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits
 from training.engine import AUGMENT_OPS, EpochProgress, evaluate, make_grad_scaler, train_one_epoch
 
@@ -84,7 +85,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="the FER+ paper's probabilistic label drawing: each epoch, train each face on one emotion "
                         "drawn from its distribution (with --soft-targets or --label-mode probability)")
     p.add_argument("--epochs", type=positive_int, default=12)
-    p.add_argument("--batch-size", type=positive_int, default=64, help="images per step")
+    p.add_argument("--batch-size", type=positive_int, default=64,
+                   help="images per step, over all processes of a torchrun run (each takes its share)")
     p.add_argument("--opt", default="sgd", choices=["sgd", "adam"])
     p.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate")
     p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD momentum")
@@ -98,7 +100,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=share_below_one, default=0.0, help="share of target mass spread evenly")
     p.add_argument("--dropout", type=share_below_one, default=0.0, help="dropout before the classifier")
     p.add_argument("--augment", default="", type=augment_list,
-                   help=f"online: comma list of {','.join(AUGMENT_OPS)}")
+                   help=f"online: comma list of {','.join(AUGMENT_OPS)} (see training/README.md, "
+                        "\"Online augmentation\"); mixup and cutmix also mix the targets")
     p.add_argument("--offline-triple", action="store_true",
                    help="the original study's flip + rotate copies of the training split (3x images)")
     p.add_argument("--train-fraction", type=fraction, default=1.0, help="share of the training split used")
@@ -110,6 +113,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="torchrun on GPUs: batch-norm statistics over the whole batch of all processes, not "
+                        "each process's share")
     p.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
                    help="bf16 autocast (fp16 with loss scaling on GPUs without bf16); auto: CUDA, or a CPU with native bf16")
     p.add_argument("--output-dir", type=Path, default=Path("runs/vgg19"))
@@ -255,12 +261,13 @@ def _setting(key: str, value) -> str:
     return f"{option} {value}"
 
 
-def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device,
-                train_faces: int) -> tuple[int, float, dict | None, str | None]:
+def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device, train_faces: int,
+                ranks: distributed.Ranks = distributed.ONE_PROCESS) -> tuple[int, float, dict | None, str | None]:
     """Load ``path`` (last.pth) into model, optimizer and loss scaler and restore torch's random
-    state (dropout); returns the epoch to train next, the best validation accuracy so far, how far
-    the stopped epoch had come when this run trains it (else None) and the SHA-256 of the run's
-    --init checkpoint (None without one)."""
+    state (dropout; each rank's own where the run had as many processes as ``ranks``); returns the
+    epoch to train next, the best validation accuracy so far, how far the stopped epoch had come
+    when this run trains it (else None) and the SHA-256 of the run's --init checkpoint (None
+    without one)."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a torn or foreign file can fail anywhere in the unpickler
@@ -283,7 +290,10 @@ def resume_from(path: Path, args, model, optimizer, scaler, device: torch.device
         raise CheckpointError(f"--resume: {path} does not fit this model and optimizer ({one_line(exc)})") from exc
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    if "rng" in state:
+    per_rank = state.get("rng_per_rank") or []
+    if len(per_rank) == ranks.world_size:
+        torch.set_rng_state(per_rank[ranks.rank].cpu())
+    elif "rng" in state and ranks.is_main:
         torch.set_rng_state(state["rng"].cpu())
     if "cuda_rng" in state and device.type == "cuda":
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
@@ -312,9 +322,11 @@ def start_summary(path: Path, epochs_done: int) -> None:
         csv.writer(f).writerows([SUMMARY_FIELDS, *rows])
 
 
-def score_best(args, test: FaceSplit, device: torch.device) -> dict:
+def score_best(args, test: FaceSplit, device: torch.device, ranks: distributed.Ranks = distributed.ONE_PROCESS) -> dict:
     """Score output-dir/best.pt on the test split with its own normalisation; log the result and
-    write test_metrics.json."""
+    write test_metrics.json. Rank 0 scores; every rank returns its metrics."""
+    if not ranks.is_main:
+        return distributed.from_main(None)
     best, meta = load_checkpoint(args.output_dir / "best.pt")
     scoring = argparse.Namespace(**{**vars(args), "mean": meta.mean, "std": meta.std})
     metrics = {**evaluate(best.to(device), test, scoring, device), "votes": args.votes, "faces": len(test)}
@@ -322,11 +334,32 @@ def score_best(args, test: FaceSplit, device: torch.device) -> dict:
              meta.metrics.get("epoch"), meta.metrics.get("valid_accuracy"), metrics["accuracy"], metrics["macro_f1"],
              len(test))
     (args.output_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    return distributed.from_main(metrics)
 
 
 def main(args) -> dict:
-    """Train (or with --test-only evaluate output-dir/best.pt) and return the test metrics."""
+    """Train (or with --test-only evaluate output-dir/best.pt) and return the test metrics.
+
+    Started by torchrun (RANK, WORLD_SIZE and LOCAL_RANK set), each process trains its share of
+    every batch in a DistributedDataParallel model; rank 0 alone logs, evaluates and writes files.
+    """
+    ranks = distributed.ranks_from_environment()
+    if ranks is None:
+        return _train(args, distributed.ONE_PROCESS, None)
+    if not ranks.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    if args.batch_size % ranks.world_size:
+        raise ValueError(f"--batch-size {args.batch_size} is the batch of all {ranks.world_size} processes together: "
+                         f"make it a multiple of {ranks.world_size}")
+    device = distributed.start(ranks, pick_device(args.device))
+    try:
+        return _train(args, ranks, device)
+    finally:
+        distributed.stop()
+
+
+def _train(args, ranks: distributed.Ranks, device: torch.device | None) -> dict:
+    """:func:`main` once the process group (if any) is up, on its ``device`` (None: --device picks)."""
     if args.soft_targets and args.label_mode != "majority":
         raise ValueError(f"--soft-targets applies to --label-mode majority, not {args.label_mode}")
     if args.draw_labels and not (args.soft_targets or args.label_mode == "probability"):
@@ -334,12 +367,15 @@ def main(args) -> dict:
                          f"probability, not {args.label_mode} with one-hot targets")
     if args.cycle_momentum and args.sched != "onecycle":
         raise ValueError(f"--cycle-momentum applies to --sched onecycle, not {args.sched}")
+    device = device if device is not None else pick_device(args.device)
+    if args.sync_bn and not (ranks.distributed and device.type == "cuda"):
+        raise ValueError("--sync-bn needs torchrun on CUDA GPUs (torch syncs batch norm on GPUs only)")
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
     args.amp = args.amp == "on" or (args.amp == "auto" and reduced_precision_default(device))
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    if ranks.is_main:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
     splits = prepare_data(args)
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     log.info("train %d, valid %d, test %d faces; device %s", len(train), len(valid), len(test), device)
@@ -347,34 +383,49 @@ def main(args) -> dict:
         log.warning("--votes %s: validation and test use those votes too (%d and %d faces), so their figures are "
                     "not on the official FER+ protocol (3,191 and 3,137 faces)", args.votes, len(valid), len(test))
     if args.test_only:
-        return score_best(args, test, device)
+        return score_best(args, test, device, ranks)
 
     model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
     last_path = args.output_dir / "last.pth"
     resuming = args.resume and last_path.is_file()
     # A resume takes its weights from last.pth; --init may by now name another model.
     init_sha256 = init_from(model, args.init, args, len(train.classes)) if args.init and not resuming else None
+    if ranks.rank:  # a dropout stream of its own; the weights all ranks start from are rank 0's (DDP sends them)
+        torch.manual_seed(int(np.random.SeedSequence([args.seed, ranks.rank]).generate_state(1)[0]))
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, args)
     scaler = make_grad_scaler(device, args.amp)
     start_epoch, best_acc, within = 0, -1.0, None
     if resuming:
         start_epoch, best_acc, within, init_sha256 = resume_from(last_path, args, model, optimizer, scaler, device,
-                                                                 len(train))
+                                                                 len(train), ranks)
+    net = model  # what is saved and evaluated; ``model`` is what trains
+    if ranks.distributed:
+        if args.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        if args.save_minutes and ranks.is_main:
+            log.info("%d processes: last.pth is saved at the end of each epoch only (--save-minutes applies to one "
+                     "process)", ranks.world_size)
+        args.save_minutes = 0.0
     steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
     steps_done = min(start_epoch, args.epochs) * steps_per_epoch + (within["step"] if within else 0)
     scheduler = make_scheduler(optimizer, args, steps_per_epoch, steps_done)
-    (args.output_dir / "test_metrics.json").unlink(missing_ok=True)  # an earlier run's, in this folder
-    (args.output_dir / "args.json").write_text(json.dumps(args_dict(args), indent=2) + "\n")
     summary_path = args.output_dir / "summary.csv"
-    start_summary(summary_path, start_epoch)
+    if ranks.is_main:
+        (args.output_dir / "test_metrics.json").unlink(missing_ok=True)  # an earlier run's, in this folder
+        (args.output_dir / "args.json").write_text(json.dumps(args_dict(args), indent=2) + "\n")
+        start_summary(summary_path, start_epoch)
 
-    def training_state(epoch_done: int) -> dict:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+    def training_state(epoch_done: int, rng_per_rank: list[torch.Tensor] | None = None) -> dict:
+        state = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                  "epoch": epoch_done, "best_valid_acc": best_acc, "args": args_dict(args),
                  "rng": torch.get_rng_state(), "init_sha256": init_sha256}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if rng_per_rank is not None:
+            state["rng_per_rank"] = rng_per_rank
         return state
 
     last_save = time.monotonic()
@@ -394,17 +445,25 @@ def main(args) -> dict:
         lr = within["lr"] if within else optimizer.param_groups[0]["lr"]
         started = time.perf_counter() - (within["seconds"] if within else 0.0)
         progress = None
-        if args.progress:
+        if args.progress and ranks.is_main:
             from tqdm import tqdm
 
             progress = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{args.epochs}", unit="img", leave=False)
         start = EpochProgress.from_dict(within) if within else None
         within = None
+        if start is not None and ranks.rank:  # the saved sums and augmentation state are rank 0's
+            start = EpochProgress(step=start.step)
         stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress, scaler=scaler,
-                                start=start, after_step=functools.partial(save_inside_epoch, epoch, lr, started))
+                                start=start, after_step=functools.partial(save_inside_epoch, epoch, lr, started),
+                                rank=ranks.rank, world_size=ranks.world_size)
         if progress is not None:
             progress.close()
-        valid_metrics = evaluate(model, valid, args, device)
+        # Every rank's dropout stream, for last.pth (a collective: all ranks take part).
+        rng_per_rank = distributed.gathered(torch.get_rng_state()) if ranks.distributed else None
+        if not ranks.is_main:
+            distributed.from_main(None)  # wait for rank 0's evaluation and files
+            continue
+        valid_metrics = evaluate(net, valid, args, device)
         seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "lr": lr, **stats, "valid_loss": valid_metrics["loss"],
                "valid_acc": valid_metrics["accuracy"], "valid_macro_f1": valid_metrics["macro_f1"], "seconds": seconds}
@@ -415,10 +474,12 @@ def main(args) -> dict:
                                               "valid_macro_f1": valid_metrics["macro_f1"]}, init_sha256)
         if valid_metrics["accuracy"] > best_acc:
             best_acc = valid_metrics["accuracy"]
-            save_checkpoint(args.output_dir / "best.pt", model, meta, half=False)
+            save_checkpoint(args.output_dir / "best.pt", net, meta, half=False)
         if args.keep_epochs:
-            save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", model, meta, half=False)
-        save_training_state(last_path, training_state(epoch))
+            save_checkpoint(args.output_dir / f"epoch{epoch + 1:03d}.pt", net, meta, half=False)
+        save_training_state(last_path, training_state(epoch, rng_per_rank))
         last_save = time.monotonic()
+        if ranks.distributed:
+            distributed.from_main(None)  # the other ranks go on
 
-    return score_best(args, test, device)
+    return score_best(args, test, device, ranks)

@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from training.data import DataPaths, FaceSplit, load_splits
-from training.engine import augment, classification_metrics, draw_labels, predict_logits, to_input
+from training.engine import (
+    augment,
+    classification_metrics,
+    draw_labels,
+    mix,
+    predict_logits,
+    to_input,
+)
 from training.train import offline_triple
 
 MEAN, STD = 0.5, 0.25  # any normalisation: the checks below compare in normalised space
@@ -143,3 +150,83 @@ def test_flip_tta_averages_a_face_and_its_mirror(small_data: Path) -> None:
     both = predict_logits(model, images, MEAN, STD, cpu, amp=False, tta_flip=True, batch_size=4)
     np.testing.assert_allclose(both, (plain + mirrored) / 2, rtol=1e-5, atol=1e-5)
     assert not np.allclose(plain, mirrored, atol=1e-3)  # the model is not mirror-symmetric already
+
+
+# The augmentations that change each face alone and are drawn for every face (the rest: half of them).
+EVERY_FACE_OPS = ("box", "brightness", "contrast", "gamma")
+HALF_OF_FACES_OPS = ("blur", "noise", "jpeg")
+
+
+@pytest.mark.parametrize("op", EVERY_FACE_OPS + HALF_OF_FACES_OPS)
+def test_each_wider_augmentation_keeps_shape_type_and_range_and_changes_the_faces(small_data: Path, op: str) -> None:
+    x = to_input(_real_faces(small_data).images, MEAN, STD, torch.device("cpu"))
+    out = augment(x, {op}, torch.Generator().manual_seed(0), MEAN, STD)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    low, high = -MEAN / STD, (1 - MEAN) / STD  # pixel values 0 and 255
+    assert out.min() >= low - 1e-5 and out.max() <= high + 1e-5
+    changed = [not torch.allclose(o, i, atol=1e-4) for o, i in zip(out, x, strict=True)]
+    if op in EVERY_FACE_OPS:
+        assert sum(changed) >= 30, sum(changed)
+    else:  # half of the faces, the others left exactly as they were
+        assert 8 <= sum(changed) <= 24, sum(changed)
+        assert all(torch.equal(o, i) for o, i, c in zip(out, x, changed, strict=True) if not c)
+    # The same seed draws the same augmentation, another seed another one.
+    assert torch.equal(out, augment(x, {op}, torch.Generator().manual_seed(0), MEAN, STD))
+    assert not torch.equal(out, augment(x, {op}, torch.Generator().manual_seed(1), MEAN, STD))
+
+
+def test_photometric_augmentations_do_what_their_names_say(small_data: Path) -> None:
+    faces = _real_faces(small_data)
+    x = to_input(faces.images, 0.0, 1.0, torch.device("cpu"))  # pixel/255 units
+    brighter = augment(x, {"brightness"}, torch.Generator().manual_seed(0))
+    shift = (brighter - x).mean(dim=(1, 2, 3))
+    assert shift.abs().max() <= 0.15 + 1e-6 and shift.min() < 0 < shift.max()
+    contrast = augment(x, {"contrast"}, torch.Generator().manual_seed(0))
+    spread = contrast.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3))
+    assert spread.min() < 1 < spread.max() and spread.max() <= 1.3 + 1e-3
+    blurred = augment(x, {"blur"}, torch.Generator().manual_seed(0))
+    roughness = [float((f[:, 1:] - f[:, :-1]).abs().mean()) for f in blurred[:, 0]]
+    before = [float((f[:, 1:] - f[:, :-1]).abs().mean()) for f in x[:, 0]]
+    assert all(r <= b + 1e-6 for r, b in zip(roughness, before, strict=True))  # blur only smooths
+    jpeg = augment(x, {"jpeg"}, torch.Generator().manual_seed(0))
+    changed = [not torch.equal(o, i) for o, i in zip(jpeg, x, strict=True)]
+    # JPEG's decoded pixels are whole grey levels, and its errors are small at quality 20-80.
+    assert torch.allclose(jpeg * 255, (jpeg * 255).round(), atol=1e-3)
+    assert max(float((o - i).abs().mean()) for o, i, c in zip(jpeg, x, changed, strict=True) if c) < 0.05
+
+
+def test_box_jitter_moves_and_scales_a_face_as_a_detector_box_would() -> None:
+    x = _dot_batch(64, 23, 23)
+    out = augment(x, {"box"}, torch.Generator().manual_seed(0))
+    shift = _centroids(out) - _centroids(x)
+    # The centre moves by at most 10% of the side (4.8 px) on each axis, divided by the smallest zoom.
+    assert np.abs(shift).max() <= 4.8 / (0.85 * 0.9**0.5) + 0.3
+    assert np.abs(shift).max() > 2
+
+
+@pytest.mark.parametrize("op", ["mixup", "cutmix"])
+def test_mixing_blends_pairs_of_faces_and_their_targets_alike(small_data: Path, op: str) -> None:
+    x = to_input(_real_faces(small_data).images, MEAN, STD, torch.device("cpu"))
+    target = torch.eye(32)  # each face its own class: the target tells the partner and the share
+    out, mixed = mix(x, target, {op}, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.float32 and mixed.shape == target.shape
+    assert out.min() >= x.min() - 1e-5 and out.max() <= x.max() + 1e-5
+    torch.testing.assert_close(mixed.sum(1), torch.ones(32))
+    assert (mixed >= 0).all()
+    blended = 0
+    for i in range(32):
+        own = float(mixed[i, i])
+        others = torch.nonzero(mixed[i] > 0).flatten().tolist()
+        partner = next((j for j in others if j != i), i)
+        if partner == i:
+            continue
+        blended += 1
+        if op == "mixup":
+            torch.testing.assert_close(out[i], own * x[i] + (1 - own) * x[partner], atol=1e-5, rtol=0)
+        else:  # a rectangle of the partner covering 1 - own of the face, the rest the face itself
+            from_partner = (out[i, 0] == x[partner, 0]) & (x[partner, 0] != x[i, 0])
+            assert int(from_partner.sum()) <= round((1 - own) * 48 * 48)
+            assert torch.all((out[i, 0] == x[i, 0]) | (out[i, 0] == x[partner, 0]))
+    assert blended >= 28
+    again, mixed_again = mix(x, target, {op}, torch.Generator().manual_seed(0))
+    assert torch.equal(again, out) and torch.equal(mixed_again, mixed)

@@ -28,6 +28,7 @@ from fermonitor.core.models import build_model
 from training import average, compare, evaluate_cli, export, train
 from training.data import DataPaths, load_splits
 from training.engine import (
+    AUGMENT_OPS,
     draw_labels,
     metrics_from_logits,
     predict_logits,
@@ -86,6 +87,7 @@ def test_label_drawing_trains_on_labels_drawn_once_per_epoch(small_data: Path, i
     (["--opt", "adam"], "majority", 1),
     (["--offline-triple"], "majority", 3),
     (["--label-mode", "probability", "--draw-labels"], "probability", 1),
+    (["--augment", ",".join(AUGMENT_OPS), "--soft-targets"], "majority", 1),  # every augmentation at once
 ])
 def test_each_grid_option_trains_end_to_end(small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None,
                                             caplog: pytest.LogCaptureFixture, extra: list[str], mode: str,
@@ -309,7 +311,7 @@ def test_summary_of_a_resumed_run_keeps_the_epochs_done(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--augment", "flip,rotation"], "argument --augment: rotation not known; choose from flip,rotate,crop,erase"),
+    (["--augment", "flip,rotation"], f"argument --augment: rotation not known; choose from {','.join(AUGMENT_OPS)}"),
     (["--train-fraction", "0"], "argument --train-fraction: 0 is not a share in (0, 1]"),
     (["--batch-size", "0"], "argument --batch-size: 0 is not a whole number above 0"),
     (["--std", "0"], "argument --std: 0 is not a number above 0"),
