@@ -145,9 +145,10 @@ def same_arguments(run_dir: Path, wanted: dict) -> bool:
         return False
     done = train.saved_arguments(json.loads((run_dir / "args.json").read_text()))
     # Settings that do not change what a run computes (keep_epochs only keeps more files, save_minutes
-    # saves more often); a run recorded before such a setting existed lacks it.
+    # saves more often, sync_bn acts only across GPU processes); a run recorded before such a setting
+    # existed lacks it.
     keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp", "keep_epochs",
-                          "save_minutes"}
+                          "save_minutes", "sync_bn"}
     return all(done.get(k) == wanted[k] for k in keys)
 
 
