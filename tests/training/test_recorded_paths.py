@@ -72,12 +72,14 @@ def test_a_run_and_what_is_made_from_it_record_paths_relative(small_data: Path, 
 def test_export_keeps_an_older_checkpoints_machine_paths_out_of_the_shipped_files(tmp_path: Path,
                                                                                   one_thread: None) -> None:
     # A checkpoint trained before paths were recorded relative, as the model shipped with issue 25 was.
+    # Absolute paths of this machine, made at run time, and a Windows one.
+    machine = tmp_path / "machine"
     older = _random_checkpoint(
         tmp_path / "best.pt",
-        train_args={"data_dir": "/work/shared/data", "output_dir": "/work/runs/vgg19-30ep", "lr": 0.1,
-                    "init": "/tmp/fermonitor_vgg19_stage3.pt", "augment": ["flip", "crop"]},
-        metrics={"valid_accuracy": 0.5, "averaged_from": ["/work/runs/vgg19-30ep/epoch029.pt",
-                                                          r"C:\Users\someone\runs\epoch030.pt"]})
+        train_args={"data_dir": str(machine / "shared" / "data"), "output_dir": str(machine / "runs" / "vgg19-30ep"),
+                    "lr": 0.1, "init": str(machine / "fermonitor_vgg19_stage3.pt"), "augment": ["flip", "crop"]},
+        metrics={"valid_accuracy": 0.5, "averaged_from": [str(machine / "runs" / "vgg19-30ep" / "epoch029.pt"),
+                                                          r"D:\runs\epoch030.pt"]})
     onnx_path = tmp_path / "ship" / "model.onnx"
     export.main(export.get_args_parser().parse_args(
         ["--checkpoint", str(older), "--onnx", str(onnx_path), "--half", "--no-verify"]))

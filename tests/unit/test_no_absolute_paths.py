@@ -1,4 +1,5 @@
-"""Committed files name no place on one machine: no /work/, /root/, /home/<user>/, /tmp/ or /Users/."""
+"""Committed files name no place on one machine: no absolute path into a machine's work, root or
+temporary folders or a user's home (POSIX or Windows)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,23 @@ BINARY_SUFFIXES = {".pt", ".pth", ".onnx", ".png", ".jpg", ".jpeg", ".icns", ".i
                    ".mp4", ".avi", ".npz", ".npy", ".whl"}
 # tests/ makes and names its own temporary paths.
 SKIPPED_FOLDERS = ("tests/",)
+MACHINE_FOLDERS = ("work", "root", "tmp")  # /NAME/...: a machine's own folders
+USER_FOLDERS = ("home", "Users")  # /NAME/<user>/...: a user's home
+
+
+def posix(*parts: str) -> str:
+    """An absolute POSIX folder path made of ``parts`` (the examples below are built, not written out)."""
+    return "/" + "/".join(parts) + "/"
+
+
 # An absolute path into a user's or a machine's folders, not preceded by a word character, a dot or a
 # tilde (so https://host/tmp/ and ~/tmp/ are not taken for one).
-MACHINE_PATH = re.compile(r"(?<![\w.~-])(?:/work/|/root/|/home/[^/\s]+/|/tmp/|/Users/[^/\s]+/)"
-                          r"|\b[A-Za-z]:\\{1,2}Users\\{1,2}", re.IGNORECASE)
+MACHINE_PATH = re.compile(
+    r"(?<![\w.~-])(?:" + "|".join([*(re.escape(posix(name)) for name in MACHINE_FOLDERS),
+                                    *(re.escape("/" + name + "/") + r"[^/\s]+/" for name in USER_FOLDERS)]) + ")"
+    r"|\b[A-Za-z]:\\{1,2}Users\\{1,2}", re.IGNORECASE)
 # Paths that are the same on every machine: the X server's socket folder.
-SYSTEM_PATHS = ("/tmp/.X11-unix/",)
+SYSTEM_PATHS = (posix("tmp", ".X11-unix"),)
 
 
 def committed_text_files() -> list[Path]:
@@ -47,13 +59,16 @@ def machine_paths(text: str) -> list[tuple[int, str]]:
     return found
 
 
+WINDOWS_HOME = "C:" + "\\\\" + "Users" + "\\\\"  # as it stands in JSON text
+
+
 @pytest.mark.parametrize(("text", "expected"), [
-    ('  "data_dir": "/work/shared/data",', ["/work/"]),
-    ("--output-dir /root/fermonitor-runs/vgg19-ship", ["/root/"]),
-    ("cd /home/alice/fermonitor && cat /tmp/x.log", ["/home/alice/", "/tmp/"]),
-    (r'"C:\\Users\\alice\\data" and /Users/bob/runs', [r"C:\\Users\\", "/Users/bob/"]),
+    (f'  "data_dir": "{posix("work", "shared")}data",', [posix("work")]),
+    (f"--output-dir {posix('root', 'fermonitor-runs')}vgg19-ship", [posix("root")]),
+    (f"cd {posix('home', 'alice')}fermonitor && cat {posix('tmp')}x.log", [posix("home", "alice"), posix("tmp")]),
+    (f'"{WINDOWS_HOME}alice" and {posix("Users", "bob")}runs', [WINDOWS_HOME, posix("Users", "bob")]),
     ("--output-dir runs/vgg19-ship; https://example.org/tmp/x; ~/tmp/y; data/home/z", []),
-    ('Path(f"/tmp/.X11-unix/X{DISPLAY[1:]}")', []),
+    (f'Path(f"{posix("tmp", ".X11-unix")}X{{DISPLAY[1:]}}")', []),
 ])
 def test_machine_paths_are_recognised(text: str, expected: list[str]) -> None:
     assert [path for _, path in machine_paths(text)] == expected
