@@ -144,12 +144,13 @@ def same_arguments(run_dir: Path, wanted: dict) -> bool:
     if not (run_dir / "args.json").is_file():
         return False
     done = train.saved_arguments(json.loads((run_dir / "args.json").read_text()))
-    # Settings that do not change what a run computes (keep_epochs only keeps more files, save_minutes
-    # saves more often, sync_bn acts only across GPU processes); a run recorded before such a setting
-    # existed lacks it.
+    # A run recorded before an option existed lacks it and ran as that option's default does.
+    defaults = train.args_dict(train.get_args_parser().parse_args([]))
+    # Settings that do not change what a run computes: keep_epochs only keeps more files,
+    # save_minutes saves more often, the rest say where and how fast it runs.
     keys = set(wanted) - {"resume", "progress", "threads", "device", "data_dir", "output_dir", "amp", "keep_epochs",
-                          "save_minutes", "sync_bn"}
-    return all(done.get(k) == wanted[k] for k in keys)
+                          "save_minutes"}
+    return all(done.get(k, defaults.get(k)) == wanted[k] for k in keys)
 
 
 def is_finished(run_dir: Path, wanted: dict) -> bool:

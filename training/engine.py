@@ -278,6 +278,19 @@ class EpochProgress:
         return cls(**{f.name: saved[f.name] for f in fields(cls)})
 
 
+def logit_adjustment(targets: np.ndarray, tau: float, device: torch.device) -> torch.Tensor:
+    """``tau`` x log of the class prior of ``targets`` (N, C), to add to the logits in the training loss.
+
+    The logit-adjusted loss (Menon et al. 2021) asks a rare class to win by a wider margin while
+    training, so the plain logits the model gives at inference favour it more than cross-entropy
+    would; 0 gives zeros (plain cross-entropy). A class with less than one face's target mass
+    counts as one face's (no infinite handicap).
+    """
+    prior = targets.sum(axis=0, dtype=np.float64)
+    prior = np.maximum(prior, 1.0) / max(prior.sum(), 1.0)
+    return torch.from_numpy((tau * np.log(prior)).astype(np.float32)).to(device)
+
+
 def train_one_epoch(
     model: nn.Module,
     split: FaceSplit,
@@ -317,6 +330,7 @@ def train_one_epoch(
     # Drawn once per epoch from a stream of its own, so a resume inside the epoch draws the same labels.
     targets = draw_labels(split.targets, np.random.default_rng([args.seed * 1000 + epoch, 1])) \
         if args.draw_labels else split.targets
+    adjust = logit_adjustment(split.targets, args.logit_adjust, device)
     order = batches(len(split), args.batch_size, rng) if world_size == 1 else \
         shard_batches(len(split), args.batch_size, rng, rank, world_size)
     for step, index in enumerate(order):
@@ -330,7 +344,7 @@ def train_one_epoch(
             x, target = mix(x, target, ops, aug_gen)
         with autocast_for(device, args.amp):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), target, label_smoothing=args.label_smoothing)
+        loss = F.cross_entropy(logits.float() + adjust, target, label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if args.clip_grad_norm:

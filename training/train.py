@@ -98,6 +98,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--sched", default="onecycle", choices=["onecycle", "cosine", "none"],
                    help="per-step schedule; onecycle warms up for 15%% of the steps")
     p.add_argument("--label-smoothing", type=share_below_one, default=0.0, help="share of target mass spread evenly")
+    p.add_argument("--logit-adjust", type=non_negative_float, default=0.0,
+                   help="logit-adjusted loss for the rare classes: adds TAU x log(class prior of the training "
+                        "targets) to the logits in the loss only (Menon et al. 2021); 0 is plain cross-entropy")
     p.add_argument("--dropout", type=share_below_one, default=0.0, help="dropout before the classifier")
     p.add_argument("--augment", default="", type=augment_list,
                    help=f"online: comma list of {','.join(AUGMENT_OPS)} (see training/README.md, "

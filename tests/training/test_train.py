@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 
 import training.__main__ as training_main
 import training.train as train_module
@@ -30,6 +31,7 @@ from training.data import DataPaths, load_splits
 from training.engine import (
     AUGMENT_OPS,
     draw_labels,
+    logit_adjustment,
     metrics_from_logits,
     predict_logits,
     to_input,
@@ -60,6 +62,40 @@ def test_two_training_steps_lower_the_loss(small_data: Path, isolated_cache: Pat
     assert losses[2] < losses[0], losses
 
 
+def test_logit_adjustment_is_tau_times_the_log_class_prior() -> None:
+    # 6 faces: three neutral, two happiness, one split between surprise and sadness; the other four
+    # classes get none. A class with less than one face's mass counts as one face's.
+    targets = np.zeros((6, 8), np.float32)
+    targets[:3, 0] = 1.0
+    targets[3:5, 1] = 1.0
+    targets[5, 2:4] = 0.5
+    adjust = logit_adjustment(targets, 0.5, torch.device("cpu")).numpy()
+    shares = np.array([3, 2, 1, 1, 1, 1, 1, 1]) / 6
+    np.testing.assert_allclose(adjust, 0.5 * np.log(shares), rtol=1e-6)
+    assert adjust.argmax() == 0 and adjust.max() < 0  # the common class is handicapped least
+    assert not logit_adjustment(targets, 0.0, torch.device("cpu")).any()
+
+
+def test_logit_adjusted_loss_is_cross_entropy_of_the_shifted_logits(small_data: Path, isolated_cache: Path,
+                                                                     tmp_path: Path, one_thread: None) -> None:
+    faces = load_splits(DataPaths.in_folder(small_data), soft_targets=True)["train"].subset(np.arange(16))
+    args = train.get_args_parser().parse_args(_train_argv(small_data, tmp_path, "--augment", "", "--sched", "none",
+                                                          "--soft-targets", "--logit-adjust", "1", "--lr", "1e-12"))
+    args.amp = False
+    torch.manual_seed(0)
+    model = build_model(CHEAP_ARCH, num_classes=8)
+    model.eval()  # batch norm with running statistics: the same logits in and out of train_one_epoch
+    with torch.no_grad():
+        logits = model(to_input(faces.images, args.mean, args.std, torch.device("cpu")))
+    shift = logit_adjustment(faces.targets, 1.0, torch.device("cpu"))
+    expected = F.cross_entropy(logits + shift, torch.from_numpy(faces.targets)).item()
+    plain = F.cross_entropy(logits, torch.from_numpy(faces.targets)).item()
+    model.train = lambda mode=True: model  # keep eval mode: train_one_epoch calls model.train()
+    got = train_one_epoch(model, faces, train.make_optimizer(model, args), None, args, torch.device("cpu"), 0)
+    assert got["train_loss"] == pytest.approx(expected, rel=1e-4)
+    assert abs(expected - plain) > 1e-3
+
+
 def test_label_drawing_trains_on_labels_drawn_once_per_epoch(small_data: Path, isolated_cache: Path, tmp_path: Path,
                                                              one_thread: None) -> None:
     # Epoch 4 (seed 0) of 16 faces with --draw-labels computes what training on the labels that
@@ -88,6 +124,7 @@ def test_label_drawing_trains_on_labels_drawn_once_per_epoch(small_data: Path, i
     (["--offline-triple"], "majority", 3),
     (["--label-mode", "probability", "--draw-labels"], "probability", 1),
     (["--augment", ",".join(AUGMENT_OPS), "--soft-targets"], "majority", 1),  # every augmentation at once
+    (["--logit-adjust", "1", "--soft-targets"], "majority", 1),
 ])
 def test_each_grid_option_trains_end_to_end(small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None,
                                             caplog: pytest.LogCaptureFixture, extra: list[str], mode: str,
@@ -591,6 +628,7 @@ def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolat
     shutil.rmtree(tmp_path / "work")  # a later session: only the published results are left
     published_args = json.loads((published / "args.json").read_text())
     del published_args["keep_epochs"]  # published before that option existed: it changes no result
+    del published_args["logit_adjust"]  # nor this one, which a run of its time did not use (its default)
     (published / "args.json").write_text(json.dumps(published_args))
     compare.main(compare.get_args_parser().parse_args(argv))
     assert not (tmp_path / "work" / "seed_resnet34").exists()
