@@ -367,14 +367,8 @@ def _check_rows_match(paths: DataPaths, image_usage: np.ndarray,
                                   f"{paths.fer2013new} puts that face in {usage}: the files do not belong together")
 
 
-def load_splits(paths: DataPaths, train_mode: str = "majority", votes_source: str = "label_csv",
-                soft_targets: bool = False) -> dict[str, FaceSplit]:
-    """Train, valid and test splits.
-
-    ``votes_source`` "label_csv" reads the FERPlus label.csv files (the official protocol);
-    "fer2013new" reads the newer votes. Valid and test are always in majority mode (the protocol);
-    train uses ``train_mode`` (with vote-distribution targets when ``soft_targets``).
-    """
+def _faces_and_votes(paths: DataPaths, votes_source: str) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """All FER2013 faces, and per usage the rows and votes that ``votes_source`` gives them."""
     images, _, image_usage = read_fer2013(paths.fer2013)
     if votes_source == "label_csv":
         if paths.ferplus is None:
@@ -388,6 +382,25 @@ def load_splits(paths: DataPaths, train_mode: str = "majority", votes_source: st
     else:
         raise ValueError(f"votes source {votes_source!r} is neither label_csv nor fer2013new")
     _check_rows_match(paths, image_usage, per_usage)
+    return images, per_usage
+
+
+def load_study_split(paths: DataPaths, votes_source: str = "label_csv") -> FaceSplit:
+    """The original study's test footing: PublicTest, every face, labelled by the argmax of all 10
+    vote columns (unknown and NF are classes). Its figures were measured on such labels."""
+    images, per_usage = _faces_and_votes(paths, votes_source)
+    return make_split(images, *per_usage["PublicTest"], "argmax10")
+
+
+def load_splits(paths: DataPaths, train_mode: str = "majority", votes_source: str = "label_csv",
+                soft_targets: bool = False) -> dict[str, FaceSplit]:
+    """Train, valid and test splits.
+
+    ``votes_source`` "label_csv" reads the FERPlus label.csv files (the official protocol);
+    "fer2013new" reads the newer votes. Valid and test are always in majority mode (the protocol);
+    train uses ``train_mode`` (with vote-distribution targets when ``soft_targets``).
+    """
+    images, per_usage = _faces_and_votes(paths, votes_source)
     splits = {
         "train": make_split(images, *per_usage["Training"], train_mode, soft_targets),
         "valid": make_split(images, *per_usage["PublicTest"], "majority"),

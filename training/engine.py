@@ -414,6 +414,17 @@ def evaluate(model: nn.Module, split: FaceSplit, args, device: torch.device, tta
     return metrics_from_logits(logits, split)
 
 
+def study_footing(model: nn.Module, split: FaceSplit, args, device: torch.device) -> dict:
+    """Accuracy and macro-F1 on the original study's footing: ``split`` in argmax10 mode (10 classes,
+    :func:`training.data.load_study_split`). A model with only the 8 emotion outputs never says
+    unknown or NF, so those faces count against it, as they would have in the study."""
+    logits = predict_logits(model, split.images, args.mean, args.std, device, args.amp)
+    predicted = logits[:, : len(split.classes)].argmax(axis=1)
+    metrics = classification_metrics(split.labels, predicted, len(split.classes))
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "faces": len(split),
+            "labels": "PublicTest (FER2013Valid), argmax of all 10 vote columns, every face"}
+
+
 def metrics_from_logits(logits: np.ndarray, split: FaceSplit) -> dict:
     """Official-protocol metrics of logits (N, >= 8) for the faces of a majority-mode split, in order;
     columns after the 8 emotions are left out."""

@@ -87,6 +87,33 @@ def plot_confusion(confusion: Sequence[Sequence[int]] | np.ndarray, classes: Seq
     return _save(fig, out_png)
 
 
+def plot_grid(rows: Sequence[tuple[str, float | None, float | None, float | None]], out_png: str | Path,
+              title: str = "") -> Path:
+    """The comparison grid in one chart: per run (name, official test %, the study's footing %, the
+    study's own figure %), a bar for each of ours and a mark at the study's figure; None leaves one out."""
+    names = [row[0] for row in rows]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 2.4))
+    for offset, column, label, colour in ((-0.2, 1, "ours, official FER+ test (majority)", "tab:blue"),
+                                          (0.2, 2, "ours, the study's footing (PublicTest, argmax of 10)", "tab:orange")):
+        shown = [(k, row[column]) for k, row in zip(y, rows, strict=True) if row[column] is not None]
+        if shown:
+            ax.barh([k + offset for k, _ in shown], [v for _, v in shown], height=0.38, color=colour, label=label)
+    study = [(k, row[3]) for k, row in zip(y, rows, strict=True) if row[3] is not None]
+    if study:
+        ax.scatter([v for _, v in study], [k + 0.2 for k, _ in study], marker="D", color="black", zorder=3,
+                   label="the study's figure (its own split)")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()  # the grid's order, top down
+    ax.set(xlabel="accuracy (%)", xlim=(0, 100))
+    ax.grid(axis="x", alpha=0.3)
+    # Below the axis label: about half an inch down, whatever the chart's height.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (0.42 * len(rows) + 0.9)), fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, out_png)
+
+
 def _save(fig, out_png: str | Path) -> Path:
     """Lay out, write and close a figure; returns the PNG's path."""
     fig.tight_layout()

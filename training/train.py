@@ -22,8 +22,15 @@ from fermonitor.core.device import pick_device, reduced_precision_default
 from fermonitor.core.errors import one_line
 from fermonitor.core.models import build_model, list_models
 from training import distributed
-from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits
-from training.engine import AUGMENT_OPS, EpochProgress, evaluate, make_grad_scaler, train_one_epoch
+from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits, load_study_split
+from training.engine import (
+    AUGMENT_OPS,
+    EpochProgress,
+    evaluate,
+    make_grad_scaler,
+    study_footing,
+    train_one_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -326,16 +333,20 @@ def start_summary(path: Path, epochs_done: int) -> None:
 
 
 def score_best(args, test: FaceSplit, device: torch.device, ranks: distributed.Ranks = distributed.ONE_PROCESS) -> dict:
-    """Score output-dir/best.pt on the test split with its own normalisation; log the result and
-    write test_metrics.json. Rank 0 scores; every rank returns its metrics."""
+    """Score output-dir/best.pt on the test split with its own normalisation, and on the original
+    study's footing (``study_footing``); log the result and write test_metrics.json. Rank 0 scores;
+    every rank returns its metrics."""
     if not ranks.is_main:
         return distributed.from_main(None)
     best, meta = load_checkpoint(args.output_dir / "best.pt")
     scoring = argparse.Namespace(**{**vars(args), "mean": meta.mean, "std": meta.std})
     metrics = {**evaluate(best.to(device), test, scoring, device), "votes": args.votes, "faces": len(test)}
-    log.info("best.pt (epoch %s, valid accuracy %s): test accuracy %.4f, macro-F1 %.4f on %d faces",
+    metrics["study_footing"] = study_footing(best, load_study_split(DataPaths.in_folder(args.data_dir), args.votes),
+                                             scoring, device)
+    log.info("best.pt (epoch %s, valid accuracy %s): test accuracy %.4f, macro-F1 %.4f on %d faces; "
+             "on the original study's footing %.4f on %d faces",
              meta.metrics.get("epoch"), meta.metrics.get("valid_accuracy"), metrics["accuracy"], metrics["macro_f1"],
-             len(test))
+             len(test), metrics["study_footing"]["accuracy"], metrics["study_footing"]["faces"])
     (args.output_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return distributed.from_main(metrics)
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from fermonitor.core.onnx_backend import cpu_session_options
 from fermonitor.core.preprocess import face_square, to_grey
 from fermonitor.core.registry import Registry
 from fermonitor.core.resources import cascade_path, yunet_model_path
@@ -34,11 +35,14 @@ LFS_POINTER_PREFIX = b"version https://git-lfs"
 YUNET_MAX_INPUT_PIXELS = 2_822_400
 # Searching near tracked faces: each face's square, NEAR_CONTEXT times its side, is one cell of a
 # mosaic that the network sees once, the face about NEAR_FACE_PX wide. On PublicTest galleries
-# 140 px lost none of 293 faces that the whole-frame search had found (112 px lost 3) at a third
-# of its time. 1.6 leaves room for a face to move 30% of its width between steps; one that moves
-# farther is lost near its track, and the whole-frame search that follows a miss finds it.
+# (benchmarks/near_search.py: 3,191 faces of 60-100 px, moved up to 5 px since the search that
+# found them) 80 px finds all but 12 of the 3,099 faces the whole-frame search found, in 14 ms a
+# 25-face gallery; 140 px all but 8 in 32 ms. A face missed near its track costs one whole-frame
+# search, so the smaller mosaic wins. 1.6 leaves room for a face to move 30% of its width between
+# steps; one that moves farther is lost near its track, and the whole-frame search that follows a
+# miss finds it.
 NEAR_CONTEXT = 1.6
-NEAR_FACE_PX = 140
+NEAR_FACE_PX = 80
 # Near a face tracked a moment ago the score threshold is this much lower: the prior says a face is
 # there, and a face that flickers across the threshold would otherwise cost a whole-frame search.
 NEAR_SCORE_SLACK = 0.1
@@ -249,13 +253,15 @@ class YuNetDetector:
         ``"onnxruntime"`` or ``"opencv"``.
     threads
         onnxruntime's intra-op threads (0: its default, one per core).
+    near_face_px
+        The side faces are resized to in :meth:`detect_near`'s mosaic.
     """
 
     name = "yunet"
 
     def __init__(self, scale: float = 1.0, score_threshold: float = 0.6, nms_threshold: float = 0.3,
                  max_inside: float = 0.6, model: str | Path | None = None, backend: str = "onnxruntime",
-                 threads: int = 0) -> None:
+                 threads: int = 0, near_face_px: int = NEAR_FACE_PX) -> None:
         if not (0.1 <= scale <= 4.0):
             raise DetectorError(f"yunet detector: scale {scale} is outside 0.1-4")
         if not (0.0 < score_threshold < 1.0) or not (0.0 < nms_threshold <= 1.0) or not (0.0 < max_inside <= 1.0):
@@ -266,7 +272,10 @@ class YuNetDetector:
         path = Path(model) if model is not None else yunet_model_path()
         shipped = model is None
         data = read_verified_model(path, YUNET_SHA256 if shipped else None, YUNET_BYTES, what="YuNet model")
+        if not (16 <= near_face_px <= 512):
+            raise DetectorError(f"yunet detector: near_face_px {near_face_px} is outside 16-512")
         self.scale = scale
+        self.near_face_px = near_face_px
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_inside = max_inside
@@ -302,7 +311,7 @@ class YuNetDetector:
         """Faces near ``boxes`` only (the people already tracked), boxes and landmarks in ``image`` pixels.
 
         Each box's surroundings (``NEAR_CONTEXT`` times its face square) become one cell of a
-        mosaic, the face resized to about ``NEAR_FACE_PX``, and the network runs once on the
+        mosaic, the face resized to about ``near_face_px``, and the network runs once on the
         mosaic: for a few faces a fraction of a whole-frame search. The network's score depends on a
         face's size, so the boxes missed at that size are tried once more at the whole-frame
         search's scale, where they were found.
@@ -312,7 +321,7 @@ class YuNetDetector:
         height, width = image.shape[:2]
         bgr = _to_bgr(image)
         sides = [face_square(box)[2] for box in boxes]
-        found = self._near_pass(bgr, boxes, [NEAR_FACE_PX / side for side in sides])
+        found = self._near_pass(bgr, boxes, [self.near_face_px / side for side in sides])
         missed = [k for k in range(len(boxes)) if k not in found]
         if missed:
             zoom = self.input_scale(width, height)
@@ -416,17 +425,21 @@ def _onnx_yunet(data: bytes, threads: int, nms_threshold: float) -> Callable[[np
     """YuNet on onnxruntime with OpenCV's decoding: rows of x, y, w, h, 5 landmarks (x, y), score."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # its warnings about unused initialisers are not ours to act on
-    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(data, cpu_session_options(threads), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
+    # Input buffers by image size, their padding zero: a new 2240x1280 float blob each call costs
+    # more in page faults than filling one (the whole-frame search and the mosaics take turns).
+    blobs: dict[tuple[int, int], np.ndarray] = {}
 
     def run(bgr: np.ndarray, score_threshold: float) -> np.ndarray:
         height, width = bgr.shape[:2]
         pad_h = -(-height // YUNET_DIVISOR) * YUNET_DIVISOR
         pad_w = -(-width // YUNET_DIVISOR) * YUNET_DIVISOR
-        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        blob = blobs.get((height, width))
+        if blob is None:
+            if len(blobs) >= 4:
+                blobs.clear()
+            blob = blobs[(height, width)] = np.zeros((1, 3, pad_h, pad_w), np.float32)
         blob[0, :, :height, :width] = bgr.transpose(2, 0, 1)
         outputs = dict(zip((o.name for o in session.get_outputs()), session.run(None, {input_name: blob}), strict=True))
         return decode_yunet(outputs, pad_w, pad_h, score_threshold, nms_threshold)

@@ -106,6 +106,23 @@ def meta_from_onnx(path: Path, props: dict[str, str]) -> ModelMeta:
     return meta
 
 
+def cpu_session_options(threads: int = 0):
+    """onnxruntime session options for the app's models: ``threads`` intra-op threads (0: one per
+    core), quiet logs, and threads that sleep when a run ends instead of spinning.
+
+    The detector and the classifier run one after the other on the same cores; onnxruntime's
+    default spin-wait keeps one session's threads busy while the next one runs, which cost a
+    25-face gallery step a third of its time (benchmarks/bench_classifier.py).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # onnxruntime's own warnings would flood the app log
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OnnxClassifier(FaceBatchClassifier):
     """Runs an exported expression model on batches of grey faces with onnxruntime.
 
@@ -130,8 +147,7 @@ class OnnxClassifier(FaceBatchClassifier):
         if not self.path.is_file():
             raise CheckpointError(f"model file {self.path} does not exist")
         providers = pick_providers(device, ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # onnxruntime's own warnings would flood the app log
+        options = cpu_session_options()
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file

@@ -13,7 +13,7 @@ import numpy as np
 from fermonitor.core.checkpoint import FERPLUS_CLASSES
 from fermonitor.core.classifier import Classifier
 from fermonitor.core.detection import Detection, FaceDetector
-from fermonitor.core.preprocess import FACE_SIZE_PX, crop_face
+from fermonitor.core.preprocess import FACE_SIZE_PX, crop_face, to_grey
 from fermonitor.core.results import Box, FaceObservation, Frame, FrameResult
 from fermonitor.core.settings import IndicatorSettings, Settings
 from fermonitor.core.tracking import ProbabilitySmoother, Tracker
@@ -164,7 +164,8 @@ class Pipeline:
         people = self.tracker.track(detections, frame.t_seconds)
         tracked = time.perf_counter()
         size = self.input_size
-        crops = (np.stack([self.crop(image, face) for _, face in people]) if people
+        grey = to_grey(image) if people else image  # once for all faces: a turned crop samples the frame
+        crops = (np.stack([self.crop(grey, face) for _, face in people]) if people
                  else np.zeros((0, size, size), np.uint8))
         self.stage_seconds["detection"] += detected - started
         self.stage_seconds["tracking"] += tracked - detected

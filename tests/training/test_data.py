@@ -20,6 +20,7 @@ from training.data import (
     cache_dir,
     ferplus_probability,
     load_splits,
+    load_study_split,
     majority_labels,
     make_split,
     read_fer2013,
@@ -109,6 +110,16 @@ def test_label_modes_on_real_rows(small_data: Path, isolated_cache: Path) -> Non
     assert np.array_equal(majority.images[0], images[majority.rows[0]])
     with pytest.raises(ValueError, match="label mode 'vote'"):
         make_split(images, rows, votes, "vote")
+
+
+def test_the_study_footing_is_every_publictest_face_with_argmax10_labels(small_data: Path, isolated_cache: Path) -> None:
+    paths = DataPaths.in_folder(small_data)
+    images, _, usage = read_fer2013(paths.fer2013)
+    rows, votes = read_ferplus_labels(paths.ferplus, paths.fer2013new)["PublicTest"]
+    study = load_study_split(paths)
+    assert study.classes[-2:] == ("unknown", "NF") and len(study) == len(rows)
+    assert (usage[study.rows] == "PublicTest").all() and (study.labels == votes.argmax(1)).all()
+    assert np.array_equal(study.images, images[rows])
 
 
 def test_official_counts_on_the_full_files() -> None:

@@ -27,7 +27,7 @@ from fermonitor.core.checkpoint import (
 )
 from fermonitor.core.models import build_model
 from training import average, compare, evaluate_cli, export, train
-from training.data import DataPaths, load_splits
+from training.data import DataPaths, load_splits, load_study_split
 from training.engine import (
     AUGMENT_OPS,
     draw_labels,
@@ -137,6 +137,11 @@ def test_each_grid_option_trains_end_to_end(small_data: Path, isolated_cache: Pa
     assert f"train {copies * faces}, valid" in caplog.text
     model, meta = load_checkpoint(run / "best.pt")
     assert len(meta.classes) == (10 if mode == "argmax10" else 8) and metrics["faces"] > 0
+    # Also scored on the original study's footing: every PublicTest face, argmax-of-10 labels.
+    study = load_study_split(DataPaths.in_folder(small_data))
+    assert metrics["study_footing"]["faces"] == len(study) > len(load_splits(DataPaths.in_folder(small_data))["valid"])
+    logits = predict_logits(model, study.images, meta.mean, meta.std, torch.device("cpu"), amp=False)
+    assert metrics["study_footing"]["accuracy"] == pytest.approx(float((logits.argmax(1) == study.labels).mean()))
     torch.manual_seed(0)
     untrained = build_model(CHEAP_ARCH, num_classes=len(meta.classes))
     assert not torch.equal(model.state_dict()["conv1.weight"], untrained.state_dict()["conv1.weight"])
@@ -610,7 +615,10 @@ def test_compare_runs_publishes_and_skips_finished_runs(small_data: Path, isolat
     assert {p.name for p in published.iterdir()} == {"summary.csv", "args.json", "test_metrics.json", "curves.png",
                                                      "confusion.png"}
     table = (tmp_path / "results" / "README.md").read_text()
-    assert "| [seed_resnet34](seed_resnet34/) | ResNet34, SGD lr 0.01 | 69.5% |" in table
+    footing = json.loads((published / "test_metrics.json").read_text())["study_footing"]["accuracy"]
+    assert (f"| [seed_resnet34](seed_resnet34/) | ResNet34, SGD lr 0.01 | 69.5% | {100 * footing:.1f}% | "
+            f"{100 * footing - 69.5:+.1f} |") in table
+    assert "(grid.png)" in table and (tmp_path / "results" / "grid.png").stat().st_size > 0
     confusion = json.loads((published / "test_metrics.json").read_text())["confusion"]
     name, share = compare.majority_class_share(confusion)
     assert sum(confusion[FERPLUS_CLASSES.index(name)]) == max(sum(row) for row in confusion)

@@ -21,6 +21,7 @@ from fermonitor.core.detection import (
     register_detector,
     suppress_nested,
 )
+from fermonitor.core.onnx_backend import cpu_session_options
 from fermonitor.core.resources import yunet_model_path
 from fermonitor.core.settings import AnalysisSettings
 
@@ -220,6 +221,16 @@ def test_yunet_bad_options() -> None:
         YuNetDetector(score_threshold=1.5)
     with pytest.raises(DetectorError, match="backend 'tflite'"):
         YuNetDetector(backend="tflite")
+    with pytest.raises(DetectorError, match="near_face_px 4 is outside 16-512"):
+        YuNetDetector(near_face_px=4)
+
+
+def test_onnxruntime_sessions_do_not_spin_after_a_run() -> None:
+    # The detector and the classifier take turns on the same cores: a session whose threads
+    # spin-wait after its run slows the next one down.
+    options = cpu_session_options(threads=1)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 1
 
 
 def test_the_shipped_yunet_file_is_the_pinned_one() -> None:
