@@ -180,16 +180,40 @@ def predict_all(predict: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, 
     return np.concatenate([predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])
 
 
+def machine_kind() -> str:
+    """The CPU's maker and family with the instructions that decide this project's speeds: "AMD EPYC,
+    AVX512-BF16, VNNI", "Intel Xeon, AMX, AVX512-BF16, VNNI", "AMD EPYC, AVX2 only", ..."""
+    from fermonitor.core.cpu import cpu_flags
+
+    try:
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+    except OSError:
+        names = []
+    words = re.sub(r"\((R|TM)\)", "", names[0] if names else platform.processor() or platform.machine()).split()
+    family = " ".join(w for w in words[:2] if w.lower() not in ("processor", "cpu"))
+    flags = cpu_flags()
+    features = [label for label, present in (
+        ("AMX", "amx_tile" in flags), ("AVX512-BF16", "avx512_bf16" in flags),
+        ("VNNI", bool({"avx512_vnni", "avx_vnni"} & flags))) if present]
+    if not features:
+        features = ["AVX2 only"] if "avx2" in flags else ["no AVX2"] if flags else []
+    return ", ".join([family, *features])
+
+
 def write_section(name: str, markdown: str) -> None:
-    """Replace (or append) the section ``name`` of benchmarks/RESULTS.md, keeping the others."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    """Replace (or add) the section of benchmarks/RESULTS.md that ``name`` wrote on this kind of
+    machine (:func:`machine_kind`), keeping the others: each kind's figures stay side by side."""
+    kind = machine_kind()
+    start, end = f"<!-- {name} on {kind}:start -->", f"<!-- {name} on {kind}:end -->"
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
-    block = f"{start}\n_Written by `benchmarks/{name}.py` on {stamp}._\n\n{markdown.strip()}\n{end}"
+    block = f"{start}\n_Written by `benchmarks/{name}.py` on {stamp}, on {kind}._\n\n{markdown.strip()}\n{end}"
     text = RESULTS_PATH.read_text() if RESULTS_PATH.is_file() else (
-        "# Benchmark results\n\nFigures printed by the scripts in benchmarks/; each section is rewritten by "
-        "its script (`make bench` runs them all).\n")
+        "# Benchmark results\n\nFigures printed by the scripts in benchmarks/, one section per script and kind of "
+        "machine; a script rewrites its own section for the machine it runs on (`make bench` runs them all).\n")
     if start in text and end in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS_PATH.write_text(text)
+    else:  # after the same script's sections from other machines, else at the end
+        ends = list(re.finditer(rf"<!-- {re.escape(name)} on [^>]*:end -->", text))
+        at = ends[-1].end() if ends else len(text.rstrip())
+        text = text[:at] + "\n\n" + block + text[at:]
+    RESULTS_PATH.write_text(text.rstrip() + "\n")
