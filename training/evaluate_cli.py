@@ -18,9 +18,14 @@ from torch import nn
 from fermonitor.core.checkpoint import FERPLUS_CLASSES, ModelMeta, load_checkpoint
 from fermonitor.core.device import pick_device
 from training.data import DataPaths, load_splits
-from training.engine import classification_metrics, metrics_from_logits, predict_logits
+from training.engine import (
+    classification_metrics,
+    logit_adjustment,
+    metrics_from_logits,
+    predict_logits,
+)
 from training.external import read_external
-from training.train import DEFAULT_DATA_DIR, non_negative_int
+from training.train import DEFAULT_DATA_DIR, non_negative_float, non_negative_int
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         "map to FER+ classes (happy, sad, ...), other folders are reported and left out")
     p.add_argument("--detect", action="store_true",
                    help="with --external: the largest face the app's detector finds, not the whole image")
+    p.add_argument("--prior-shift", type=non_negative_float, default=0.0, metavar="TAU",
+                   help="subtract TAU x log(class prior of the FER+ training votes) from the logits first: "
+                        "post-hoc logit adjustment, which favours the rare classes (0: none)")
     return p
 
 
@@ -102,12 +110,16 @@ def main(args) -> dict:
         where = f"{SPLIT_NAMES[args.split]}, official majority labels"
     logits = sum(predict_logits(model.to(device), images, meta.mean, meta.std, device, amp=False,
                                 tta_flip=args.tta_flip) for model, meta in loaded) / len(loaded)
+    if args.prior_shift:
+        train = load_splits(DataPaths.in_folder(args.data_dir), soft_targets=True)["train"]
+        logits[:, : len(FERPLUS_CLASSES)] -= logit_adjustment(train.targets, args.prior_shift, torch.device("cpu")).numpy()
     metrics = (metrics_from_logits(logits, split) if split is not None else
                classification_metrics(labels, logits[:, :len(FERPLUS_CLASSES)].argmax(1), len(FERPLUS_CLASSES)))
     archs = sorted({meta.arch for _, meta in loaded})
     scored = (f"{args.checkpoint[0]} ({archs[0]})" if len(loaded) == 1 else
               f"the ensemble of {len(loaded)} checkpoints ({', '.join(archs)}: mean logits)")
-    title = f"{scored} on {where}" + (", flip TTA" if args.tta_flip else "")
+    title = (f"{scored} on {where}" + (", flip TTA" if args.tta_flip else "")
+             + (f", logits shifted by -{args.prior_shift:g} x log(training prior)" if args.prior_shift else ""))
     sys.stdout.write(format_report(metrics, FERPLUS_CLASSES, title) + "\n")
     if args.plot is not None:
         from training.plots import plot_confusion

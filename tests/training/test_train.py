@@ -783,3 +783,19 @@ def test_evaluate_external_scores_a_folder_per_class_set(small_data: Path, isola
     with pytest.raises(ValueError, match="holds no readable image in a folder named after a FER\\+ class"):
         evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(
             ["--checkpoint", str(source), "--external", str(root / "bored")]))
+
+
+def test_evaluate_prior_shift_subtracts_tau_log_training_prior(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               one_thread: None) -> None:
+    source = _random_checkpoint(tmp_path / "model.pt")
+    argv = ["--checkpoint", str(source), "--data-dir", str(small_data), "--split", "valid", "--prior-shift", "1.5"]
+    metrics = evaluate_cli.main(evaluate_cli.get_args_parser().parse_args(argv))
+    assert "logits shifted by -1.5 x log(training prior)" in capsys.readouterr().out
+    splits = load_splits(DataPaths.in_folder(small_data), soft_targets=True)
+    model, meta = load_checkpoint(source)
+    logits = predict_logits(model, splits["valid"].images, meta.mean, meta.std, torch.device("cpu"), amp=False)[:, :8]
+    prior = splits["train"].targets.sum(0) / splits["train"].targets.sum()
+    shifted = (logits - 1.5 * np.log(np.maximum(prior, 1 / splits["train"].targets.sum()))).argmax(1)
+    assert metrics["accuracy"] == pytest.approx(float((shifted == splits["valid"].labels).mean()))
+    assert not np.array_equal(shifted, logits.argmax(1))  # the shift changed some answers
