@@ -422,7 +422,7 @@ def study_footing(model: nn.Module, split: FaceSplit, args, device: torch.device
     predicted = logits[:, : len(split.classes)].argmax(axis=1)
     metrics = classification_metrics(split.labels, predicted, len(split.classes))
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "faces": len(split),
-            "labels": "PublicTest (FER2013Valid), argmax of all 10 vote columns, every face"}
+            "labels": "PublicTest (FER2013Valid), argmax of all 10 vote columns, every face listed"}
 
 
 def metrics_from_logits(logits: np.ndarray, split: FaceSplit) -> dict:
