@@ -2,7 +2,9 @@
 
 Averaging the weights of a run's last epochs (stochastic weight averaging, Izmailov et al. 2018)
 lands nearer the middle of a flat minimum than any one epoch, and costs nothing at inference: the
-result is one VGG19 of the same size. The mean of batch-norm statistics is not the statistics of the
+result is one VGG19 of the same size. With ``--weights``, the mean is weighted: the shipped model
+and a fine-tune of it, interpolated in weight space, can keep the one's accuracy on its own data and
+gain some of the other's robustness elsewhere (WiSE-FT, Wortsman et al. 2022). The mean of batch-norm statistics is not the statistics of the
 mean weights, so they are measured again on the training faces (no augmentation) before the
 averaged model is scored on the validation split.
 """
@@ -25,6 +27,7 @@ from training.engine import autocast_for, batches, evaluate, to_input
 from training.evaluate_cli import format_report
 from training.train import (
     DEFAULT_DATA_DIR,
+    non_negative_float,
     non_negative_int,
     portable_record,
     positive_int,
@@ -42,6 +45,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                 add_help=add_help)
     p.add_argument("--checkpoints", type=Path, nargs="+", required=True,
                    help="two or more fermonitor checkpoints (.pt), e.g. a run's epochNNN.pt files")
+    p.add_argument("--weights", type=non_negative_float, nargs="+", default=None,
+                   help="one weight per checkpoint, in their order (scaled to sum to 1); default: equal")
     p.add_argument("--output", type=Path, required=True, help="where to write the averaged checkpoint (fp32)")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="FER+ data: training faces for batch-norm statistics, validation faces for the score")
@@ -66,11 +71,28 @@ def load_matching(paths: list[Path]) -> tuple[list[nn.Module], ModelMeta]:
     return list(models), metas[0]
 
 
-def average_weights(models: list[nn.Module]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of every floating-point tensor; counters come from the first model."""
+def mixing_weights(weights: list[float] | None, count: int) -> torch.Tensor:
+    """``weights`` scaled to sum to 1 (None: equal); ValueError when they do not fit ``count`` checkpoints."""
+    if weights is None:
+        return torch.full((count,), 1.0 / count, dtype=torch.float64)
+    if len(weights) != count:
+        raise ValueError(f"--weights has {len(weights)} values for {count} checkpoints: give one per checkpoint")
+    if sum(weights) <= 0:
+        raise ValueError(f"--weights {' '.join(map(str, weights))} sum to 0: at least one must be above 0")
+    weights = torch.tensor(weights, dtype=torch.float64)
+    return weights / weights.sum()
+
+
+def average_weights(models: list[nn.Module], weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The element-wise (weighted) mean of every floating-point tensor; counters come from the first model."""
     states = [model.state_dict() for model in models]
-    return {key: torch.stack([state[key] for state in states]).mean(dim=0) if value.is_floating_point() else value
-            for key, value in states[0].items()}
+    weights = weights if weights is not None else mixing_weights(None, len(models))
+
+    def mean(key: str) -> torch.Tensor:
+        stacked = torch.stack([state[key].double() for state in states])
+        return torch.tensordot(weights, stacked, dims=1).to(states[0][key].dtype)
+
+    return {key: mean(key) if value.is_floating_point() else value for key, value in states[0].items()}
 
 
 def recompute_batch_norm(model: nn.Module, faces: FaceSplit, mean: float, std: float, device: torch.device,
@@ -88,8 +110,9 @@ def main(args) -> dict:
     device = pick_device(args.device)
     amp = args.amp == "on" or (args.amp == "auto" and reduced_precision_default(device))
     models, meta = load_matching(list(args.checkpoints))
+    weights = mixing_weights(args.weights, len(models))
     model = models[0]
-    model.load_state_dict(average_weights(models))
+    model.load_state_dict(average_weights(models, weights))
     del models[1:]
     splits = load_splits(DataPaths.in_folder(args.data_dir))
     model = model.to(device).to(memory_format=torch.channels_last)
@@ -97,14 +120,18 @@ def main(args) -> dict:
     metrics = evaluate(model, splits["valid"], SimpleNamespace(mean=meta.mean, std=meta.std, amp=amp), device)
     # By their place beside the output (a run's epochNNN.pt files) or their names, never where they lay.
     sources = [recorded_path(path, args.output.parent) for path in args.checkpoints]
+    title = f"mean of {len(sources)} checkpoints" if args.weights is None else \
+        "mean of " + ", ".join(f"{w:.3g} x {source}" for w, source in zip(weights.tolist(), sources, strict=True))
     sys.stdout.write(format_report(metrics, meta.classes[: len(splits["valid"].classes)],
-                                   f"mean of {len(sources)} checkpoints on FER2013Valid (PublicTest)") + "\n")
+                                   f"{title} on FER2013Valid (PublicTest)") + "\n")
+    record = {"averaged_from": sources}
+    if args.weights is not None:
+        record["averaged_weights"] = [round(w, 6) for w in weights.tolist()]
     averaged = ModelMeta(
         arch=meta.arch, classes=meta.classes, input_size=meta.input_size, mean=meta.mean, std=meta.std,
         crop_margin=meta.crop_margin,
-        metrics={"valid_accuracy": metrics["accuracy"], "valid_macro_f1": metrics["macro_f1"],
-                 "averaged_from": sources},
-        train_args={**portable_record(meta.train_args), "averaged_from": sources},
+        metrics={"valid_accuracy": metrics["accuracy"], "valid_macro_f1": metrics["macro_f1"], **record},
+        train_args={**portable_record(meta.train_args), **record},
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(args.output, model, averaged, half=False)

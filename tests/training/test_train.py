@@ -445,6 +445,27 @@ def test_average_of_kept_epochs(small_data: Path, isolated_cache: Path, tmp_path
     assert meta.arch == CHEAP_ARCH
 
 
+def test_weighted_average_interpolates_two_models(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    first, second = (build_model(CHEAP_ARCH, num_classes=8) for _ in range(2))
+    weights = average.mixing_weights([3.0, 1.0], 2)  # scaled to 0.75, 0.25
+    mean = average.average_weights([first, second], weights)
+    a, b = first.state_dict(), second.state_dict()
+    torch.testing.assert_close(mean["conv1.weight"], 0.75 * a["conv1.weight"] + 0.25 * b["conv1.weight"])
+    assert mean["bn1.num_batches_tracked"].dtype == torch.int64  # counters are copied, not averaged
+    only_first = average.average_weights([first, second], average.mixing_weights([1.0, 0.0], 2))
+    assert all(torch.equal(only_first[key], value) for key, value in a.items())
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ([1.0], "--weights has 1 values for 2 checkpoints: give one per checkpoint"),
+    ([0.0, 0.0], "--weights 0.0 0.0 sum to 0"),
+])
+def test_average_rejects_weights_that_do_not_fit(weights: list[float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        average.mixing_weights(weights, 2)
+
+
 def test_average_rejects_checkpoints_of_different_models(tmp_path: Path) -> None:
     one = tmp_path / "one.pt"
     save_checkpoint(one, build_model(CHEAP_ARCH, num_classes=8), ModelMeta(CHEAP_ARCH, FERPLUS_CLASSES), half=False)
