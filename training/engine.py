@@ -278,6 +278,36 @@ class EpochProgress:
         return cls(**{f.name: saved[f.name] for f in fields(cls)})
 
 
+class Teacher:
+    """Soft targets from one or more trained models (knowledge distillation, Hinton et al. 2015).
+
+    The teachers see the batch the student sees, augmented and mixed alike, so the student learns to
+    match their whole function rather than fixed labels (Beyer et al. 2022, "a good teacher is
+    patient and consistent"). Several teachers are an ensemble: the mean of their probabilities.
+    ``flip`` also averages each teacher's probabilities for the mirrored batch (test-time
+    augmentation as a teacher). Inputs come normalised with the student's ``mean`` and ``std`` and
+    are renormalised for each teacher's own.
+    """
+
+    def __init__(self, models: list[nn.Module], norms: list[tuple[float, float]], mean: float, std: float,
+                 flip: bool = False, amp: bool = False):
+        self.models = [model.eval() for model in models]
+        self.norms, self.mean, self.std, self.flip, self.amp = norms, mean, std, flip, amp
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean probability distribution (N, C) that the teachers give ``x`` (N, 1, H, W)."""
+        pixels = x.float() * self.std + self.mean
+        views = [pixels, pixels.flip(3)] if self.flip else [pixels]
+        probs = torch.zeros((), device=x.device)
+        for model, (mean, std) in zip(self.models, self.norms, strict=True):
+            for view in views:
+                with autocast_for(x.device, self.amp):
+                    logits = model(((view - mean) / std).contiguous(memory_format=torch.channels_last))
+                probs = probs + torch.softmax(logits.float(), dim=1)
+        return probs / (len(self.models) * len(views))
+
+
 def logit_adjustment(targets: np.ndarray, tau: float, device: torch.device) -> torch.Tensor:
     """``tau`` x log of the class prior of ``targets`` (N, C), to add to the logits in the training loss.
 
@@ -305,6 +335,7 @@ def train_one_epoch(
     after_step: Callable[[EpochProgress], None] | None = None,
     rank: int = 0,
     world_size: int = 1,
+    teacher: Teacher | None = None,
 ) -> dict[str, float]:
     """Train one pass over ``split``; returns mean loss and training accuracy (of this rank's faces).
 
@@ -313,6 +344,8 @@ def train_one_epoch(
     on exactly); ``after_step`` sees the progress after every batch (to save it now and then).
     With ``world_size`` processes, this one (``rank``) trains its share of each batch of
     ``args.batch_size`` faces (:func:`shard_batches`) with augmentation draws of its own.
+    With a ``teacher``, a share ``args.distill`` of each target is the teacher's distribution for
+    the face as the student sees it.
     """
     scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)
     model.train()
@@ -342,6 +375,8 @@ def train_one_epoch(
             x = augment(x, ops - MIX_OPS, aug_gen, args.mean, args.std)
         if ops & MIX_OPS:
             x, target = mix(x, target, ops, aug_gen)
+        if teacher is not None:
+            target = (1.0 - args.distill) * target + args.distill * teacher(x)
         with autocast_for(device, args.amp):
             logits = model(x)
         loss = F.cross_entropy(logits.float() + adjust, target, label_smoothing=args.label_smoothing)

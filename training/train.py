@@ -26,6 +26,7 @@ from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits, load_s
 from training.engine import (
     AUGMENT_OPS,
     EpochProgress,
+    Teacher,
     evaluate,
     make_grad_scaler,
     study_footing,
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # Seed of the fixed valid/test subset behind --eval-fraction, independent of --seed.
 EVAL_SUBSET_SEED = 20160101
+INPUT_SIZE = 48  # FER2013's faces, the size every model here trains on
 SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "valid_macro_f1", "seconds"]
 # Settings a resumed run must share with the run that wrote last.pth: they shape the model's
 # outputs, the optimizer state or the schedule that last.pth holds. The optimizer's own settings are
@@ -137,6 +139,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="also keep each epoch's weights as output-dir/epochNNN.pt (for `average`)")
     p.add_argument("--init", type=Path, default=None,
                    help="start from the weights of this fermonitor checkpoint (fine-tuning a shipped model)")
+    p.add_argument("--teacher", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                   help="distil from these fermonitor checkpoints (several: an ensemble, their mean probabilities) "
+                        "on the faces as the student sees them, augmented and mixed")
+    p.add_argument("--distill", type=fraction, default=0.5,
+                   help="with --teacher: share of each target that is the teacher's distribution")
+    p.add_argument("--teacher-flip", action="store_true",
+                   help="with --teacher: the teachers also see each face mirrored, and their probabilities are averaged")
     p.add_argument("--test-only", action="store_true", help="evaluate output-dir/best.pt on the test split")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
@@ -200,7 +209,7 @@ def meta_for(args, classes, metrics, init_sha256: str | None = None) -> ModelMet
     train_args = args_dict(args)
     if init_sha256 is not None:
         train_args["init_sha256"] = init_sha256
-    return ModelMeta(arch=args.arch, classes=tuple(classes), input_size=48, mean=args.mean, std=args.std,
+    return ModelMeta(arch=args.arch, classes=tuple(classes), input_size=INPUT_SIZE, mean=args.mean, std=args.std,
                      metrics=metrics, train_args=train_args)
 
 
@@ -214,9 +223,15 @@ def recorded_path(path: str | Path, run_dir: str | Path) -> str:
 
 
 def args_dict(args) -> dict:
-    """The run's arguments as plain values, paths as :func:`recorded_path` records them."""
+    """The run's arguments as plain values, paths (alone or in a list) as :func:`recorded_path` records them."""
     run_dir = getattr(args, "output_dir", None) or Path(".")
-    return {k: (recorded_path(v, run_dir) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return recorded_path(value, run_dir) if isinstance(value, Path) else value
+
+    return {k: plain(v) for k, v in vars(args).items()}
 
 
 def _is_machine_path(text: str) -> bool:
@@ -252,6 +267,24 @@ def init_from(model: torch.nn.Module, path: Path, args, num_classes: int) -> str
     model.load_state_dict(start.state_dict())
     log.info("initialised from %s (SHA-256 %s)", path, digest)
     return digest
+
+
+def load_teacher(paths: list[Path], args, classes: tuple[str, ...], device: torch.device) -> Teacher:
+    """The --teacher checkpoints as one :class:`Teacher`; CheckpointError naming a checkpoint that
+    does not fit this run (other classes or face size)."""
+    models, norms = [], []
+    for path in paths:
+        model, meta = load_checkpoint(path)
+        if tuple(meta.classes[: len(classes)]) != tuple(classes) or len(meta.classes) != len(classes):
+            raise CheckpointError(f"--teacher {path} has classes {', '.join(meta.classes)}; this run trains "
+                                  f"{', '.join(classes)}")
+        if meta.input_size != INPUT_SIZE:
+            raise CheckpointError(f"--teacher {path} takes {meta.input_size} px faces; this run trains on "
+                                  f"{INPUT_SIZE} px")
+        models.append(model.to(device).to(memory_format=torch.channels_last))
+        norms.append((meta.mean, meta.std))
+        log.info("teacher %s (%s, valid %s)", path, meta.arch, meta.metrics.get("valid_accuracy", "not recorded"))
+    return Teacher(models, norms, args.mean, args.std, flip=args.teacher_flip, amp=args.amp)
 
 
 def saved_arguments(saved: dict) -> dict:
@@ -381,6 +414,8 @@ def _train(args, ranks: distributed.Ranks, device: torch.device | None) -> dict:
                          f"probability, not {args.label_mode} with one-hot targets")
     if args.cycle_momentum and args.sched != "onecycle":
         raise ValueError(f"--cycle-momentum applies to --sched onecycle, not {args.sched}")
+    if args.teacher_flip and not args.teacher:
+        raise ValueError("--teacher-flip applies to a run with --teacher")
     device = device if device is not None else pick_device(args.device)
     if args.sync_bn and not (ranks.distributed and device.type == "cuda"):
         raise ValueError("--sync-bn needs torchrun on CUDA GPUs (torch syncs batch norm on GPUs only)")
@@ -398,6 +433,7 @@ def _train(args, ranks: distributed.Ranks, device: torch.device | None) -> dict:
                     "not on the official FER+ protocol (3,191 and 3,137 faces)", args.votes, len(valid), len(test))
     if args.test_only:
         return score_best(args, test, device, ranks)
+    teacher = load_teacher(args.teacher, args, train.classes, device) if args.teacher else None
 
     model = build_model(args.arch, num_classes=len(train.classes), dropout=args.dropout)
     last_path = args.output_dir / "last.pth"
@@ -469,7 +505,7 @@ def _train(args, ranks: distributed.Ranks, device: torch.device | None) -> dict:
             start = EpochProgress(step=start.step)
         stats = train_one_epoch(model, train, optimizer, scheduler, args, device, epoch, progress, scaler=scaler,
                                 start=start, after_step=functools.partial(save_inside_epoch, epoch, lr, started),
-                                rank=ranks.rank, world_size=ranks.world_size)
+                                rank=ranks.rank, world_size=ranks.world_size, teacher=teacher)
         if progress is not None:
             progress.close()
         # Every rank's dropout stream, for last.pth (a collective: all ranks take part).

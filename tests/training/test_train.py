@@ -30,6 +30,7 @@ from training import average, compare, evaluate_cli, export, train
 from training.data import DataPaths, load_splits, load_study_split
 from training.engine import (
     AUGMENT_OPS,
+    Teacher,
     draw_labels,
     logit_adjustment,
     metrics_from_logits,
@@ -94,6 +95,56 @@ def test_logit_adjusted_loss_is_cross_entropy_of_the_shifted_logits(small_data: 
     got = train_one_epoch(model, faces, train.make_optimizer(model, args), None, args, torch.device("cpu"), 0)
     assert got["train_loss"] == pytest.approx(expected, rel=1e-4)
     assert abs(expected - plain) > 1e-3
+
+
+def test_distilled_targets_mix_labels_and_the_teachers_mirrored_probabilities(
+        small_data: Path, isolated_cache: Path, tmp_path: Path, one_thread: None) -> None:
+    faces = load_splits(DataPaths.in_folder(small_data), soft_targets=True)["train"].subset(np.arange(16))
+    args = train.get_args_parser().parse_args(_train_argv(small_data, tmp_path, "--augment", "", "--sched", "none",
+                                                          "--soft-targets", "--lr", "1e-12", "--distill", "0.7"))
+    args.amp = False
+    torch.manual_seed(0)
+    model, one, two = (build_model(CHEAP_ARCH, num_classes=8).eval() for _ in range(3))
+    # Two teachers, the second trained on other normalisation: each must see the faces as it expects.
+    teacher = Teacher([one, two], [(0.5, 0.25), (0.4, 0.3)], args.mean, args.std, flip=True)
+    pixels = torch.from_numpy(faces.images).float()[:, None] / 255.0
+    with torch.no_grad():
+        logits = model(to_input(faces.images, args.mean, args.std, torch.device("cpu")))
+        probs = [torch.softmax(net((view - m) / s), dim=1) for net, (m, s) in ((one, (0.5, 0.25)), (two, (0.4, 0.3)))
+                 for view in (pixels, pixels.flip(3))]
+    target = 0.3 * torch.from_numpy(faces.targets) + 0.7 * torch.stack(probs).mean(0)
+    expected = F.cross_entropy(logits, target).item()
+    plain = F.cross_entropy(logits, torch.from_numpy(faces.targets)).item()
+    model.train = lambda mode=True: model  # keep eval mode: train_one_epoch calls model.train()
+    got = train_one_epoch(model, faces, train.make_optimizer(model, args), None, args, torch.device("cpu"), 0,
+                          teacher=teacher)
+    assert got["train_loss"] == pytest.approx(expected, rel=1e-4)
+    assert abs(expected - plain) > 1e-3
+
+
+def test_training_with_a_teacher_end_to_end(small_data: Path, isolated_cache: Path, tmp_path: Path,
+                                            one_thread: None) -> None:
+    teacher = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, build_model(CHEAP_ARCH, num_classes=8), ModelMeta(CHEAP_ARCH, FERPLUS_CLASSES),
+                    half=True)
+    run = tmp_path / "run"
+    train.main(train.get_args_parser().parse_args(_train_argv(
+        small_data, run, "--epochs", "1", "--soft-targets", "--augment", "flip,mixup",
+        "--teacher", str(teacher), "--teacher-flip", "--distill", "0.5")))
+    recorded = json.loads((run / "args.json").read_text())
+    assert recorded["teacher"] == ["teacher.pt"] and recorded["distill"] == 0.5 and recorded["teacher_flip"]
+    assert load_checkpoint(run / "best.pt")[1].metrics["epoch"] == 1
+
+
+def test_teacher_that_does_not_fit_the_run_is_refused(small_data: Path, isolated_cache: Path,
+                                                      tmp_path: Path) -> None:
+    ten_outputs = _random_checkpoint(tmp_path / "ten.pt")
+    argv = _train_argv(small_data, tmp_path / "run", "--epochs", "1", "--teacher", str(ten_outputs))
+    with pytest.raises(CheckpointError, match=r"--teacher .*ten\.pt has classes neutral, .*, NF; this run trains "
+                                               r"neutral, .*, contempt$"):
+        train.main(train.get_args_parser().parse_args(argv))
+    with pytest.raises(ValueError, match="--teacher-flip applies to a run with --teacher"):
+        train.main(train.get_args_parser().parse_args(_train_argv(small_data, tmp_path / "run", "--teacher-flip")))
 
 
 def test_label_drawing_trains_on_labels_drawn_once_per_epoch(small_data: Path, isolated_cache: Path, tmp_path: Path,
