@@ -19,7 +19,7 @@ from training.distributed import sum_over_ranks
 
 # Online augmentations that --augment accepts; see augment() and mix().
 AUGMENT_OPS = ("flip", "rotate", "crop", "erase", "box", "brightness", "contrast", "gamma", "blur", "noise", "jpeg",
-               "mixup", "cutmix")
+               "occlude", "mixup", "cutmix")
 # Those that blend two faces and their targets (mix()); the rest change each face alone (augment()).
 MIX_OPS = frozenset({"mixup", "cutmix"})
 GEOMETRIC_OPS = frozenset({"flip", "rotate", "crop", "box"})
@@ -36,6 +36,10 @@ NOISE_SIGMA = (0.01, 0.05)  # Gaussian noise on half of the faces, pixel/255 uni
 JPEG_QUALITY = (20, 80)  # cv2.imencode quality for half of the faces (webcam streams, screen shares)
 MIXUP_ALPHA = 0.4  # Beta(alpha, alpha) share of the first face (Zhang et al. 2018: 0.1-0.4 for ImageNet)
 CUTMIX_ALPHA = 1.0  # Beta(1, 1): the pasted area is uniform (Yun et al. 2019)
+# "occlude": half of the faces lose one band across the face, the eyes and brows or the mouth
+# (rows of a 48 px FER2013 face, first row and height), moved up or down by up to OCCLUDE_SHIFT_PX.
+OCCLUDE_BANDS = ((11, 13), (31, 13))
+OCCLUDE_SHIFT_PX = 3
 
 
 def amp_dtype(device: torch.device) -> torch.dtype:
@@ -203,8 +207,9 @@ def augment(x: torch.Tensor, ops: set[str], generator: torch.Generator, mean: fl
     p=0.5), "rotate" (+-10 degrees), "crop" (shift +-4 px and scale 0.9-1.1), "box" (a detector
     box's scale, aspect and offset jitter, see BOX_*). Photometric ops, every face: "brightness",
     "contrast", "gamma"; half of the faces: "blur", "noise", "jpeg" (see their constants). Then
-    "erase" (one random rectangle set to the mean, p=0.5). Mixing ops are :func:`mix`'s, not
-    applied here. The output stays in the input's range, at most [-mean/std, (1-mean)/std].
+    "erase" (one random rectangle set to the mean, p=0.5), then "occlude" (the eyes-and-brows or the
+    mouth band set to the mean, p=0.5: a face must be read from either half alone, as posed anger
+    shows in the brows with the mouth closed). Mixing ops are :func:`mix`'s, not applied here. The output stays in the input's range, at most [-mean/std, (1-mean)/std].
     """
     n, _, h, w = x.shape
     cpu = dict(generator=generator)
@@ -219,6 +224,14 @@ def augment(x: torch.Tensor, ops: set[str], generator: torch.Generator, mean: fl
             y0 = int(torch.randint(0, h - eh, (1,), **cpu))
             x0 = int(torch.randint(0, w - ew, (1,), **cpu))
             x[i, :, y0 : y0 + eh, x0 : x0 + ew] = 0.0
+    if "occlude" in ops:
+        x = x.clone()
+        scale = h / 48.0
+        for i in torch.nonzero(torch.rand(n, **cpu) < 0.5).flatten().tolist():
+            top, height = OCCLUDE_BANDS[int(torch.randint(0, len(OCCLUDE_BANDS), (1,), **cpu))]
+            shift = int(torch.randint(-OCCLUDE_SHIFT_PX, OCCLUDE_SHIFT_PX + 1, (1,), **cpu))
+            y0 = int(round((top + shift) * scale))
+            x[i, :, y0 : y0 + int(round(height * scale)), :] = 0.0
     return x.contiguous(memory_format=torch.channels_last)
 
 

@@ -125,6 +125,24 @@ def test_erase_blanks_one_rectangle_in_about_half_of_the_faces(small_data: Path)
     assert 8 <= erased <= 24, erased
 
 
+def test_occlude_hides_the_eyes_or_the_mouth_band_in_about_half_of_the_faces(small_data: Path) -> None:
+    x = to_input(_real_faces(small_data).images, MEAN, STD, torch.device("cpu"))
+    out = augment(x, {"occlude"}, torch.Generator().manual_seed(0))
+    bands = {"eyes": 0, "mouth": 0}
+    for o, i in zip(out[:, 0], x[:, 0], strict=True):
+        rows = torch.nonzero((o != i).any(dim=1)).flatten()
+        if len(rows) == 0:
+            continue
+        top, bottom = int(rows.min()), int(rows.max())
+        assert torch.all(o[top : bottom + 1] == 0.0)  # whole rows at the normalised mean
+        assert torch.equal(o[:top], i[:top]) and torch.equal(o[bottom + 1 :], i[bottom + 1 :])
+        assert bottom - top + 1 <= 13
+        bands["eyes" if 8 <= top <= 14 else "mouth"] += 1
+        assert top <= 14 or 28 <= top <= 34, top
+    assert bands["eyes"] >= 4 and bands["mouth"] >= 4, bands
+    assert 8 <= sum(bands.values()) <= 24, bands
+
+
 def test_offline_triple_adds_each_face_mirrored_and_rotated_by_ten_degrees(small_data: Path) -> None:
     faces = _real_faces(small_data, 8)
     tripled = offline_triple(faces)
