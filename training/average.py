@@ -4,9 +4,9 @@ Averaging the weights of a run's last epochs (stochastic weight averaging, Izmai
 lands nearer the middle of a flat minimum than any one epoch, and costs nothing at inference: the
 result is one VGG19 of the same size. With ``--weights``, the mean is weighted: the shipped model
 and a fine-tune of it, interpolated in weight space, can keep the one's accuracy on its own data and
-gain some of the other's robustness elsewhere (WiSE-FT, Wortsman et al. 2022). The mean of batch-norm statistics is not the statistics of the
-mean weights, so they are measured again on the training faces (no augmentation) before the
-averaged model is scored on the validation split.
+gain some of the other's robustness elsewhere (WiSE-FT, Wortsman et al. 2022). The mean of
+batch-norm statistics is not the statistics of the mean weights, so they are measured again on the
+training faces (no augmentation) before the averaged model is scored on the validation split.
 """
 
 from __future__ import annotations
@@ -83,10 +83,10 @@ def mixing_weights(weights: list[float] | None, count: int) -> torch.Tensor:
     return weights / weights.sum()
 
 
-def average_weights(models: list[nn.Module], weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The element-wise (weighted) mean of every floating-point tensor; counters come from the first model."""
+def average_weights(models: list[nn.Module], weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The element-wise mean of every floating-point tensor, ``weights`` (:func:`mixing_weights`) per
+    model; counters come from the first model."""
     states = [model.state_dict() for model in models]
-    weights = weights if weights is not None else mixing_weights(None, len(models))
 
     def mean(key: str) -> torch.Tensor:
         stacked = torch.stack([state[key].double() for state in states])

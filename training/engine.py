@@ -209,7 +209,8 @@ def augment(x: torch.Tensor, ops: set[str], generator: torch.Generator, mean: fl
     "contrast", "gamma"; half of the faces: "blur", "noise", "jpeg" (see their constants). Then
     "erase" (one random rectangle set to the mean, p=0.5), then "occlude" (the eyes-and-brows or the
     mouth band set to the mean, p=0.5: a face must be read from either half alone, as posed anger
-    shows in the brows with the mouth closed). Mixing ops are :func:`mix`'s, not applied here. The output stays in the input's range, at most [-mean/std, (1-mean)/std].
+    shows in the brows with the mouth closed). Mixing ops are :func:`mix`'s, not applied here. The
+    output stays in the input's range, at most [-mean/std, (1-mean)/std].
     """
     n, _, h, w = x.shape
     cpu = dict(generator=generator)

@@ -22,7 +22,14 @@ from fermonitor.core.device import pick_device, reduced_precision_default
 from fermonitor.core.errors import one_line
 from fermonitor.core.models import build_model, list_models
 from training import distributed
-from training.data import LABEL_MODES, DataPaths, FaceSplit, load_splits, load_study_split
+from training.data import (
+    IMAGE_SIDE_PX,
+    LABEL_MODES,
+    DataPaths,
+    FaceSplit,
+    load_splits,
+    load_study_split,
+)
 from training.engine import (
     AUGMENT_OPS,
     EpochProgress,
@@ -38,7 +45,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # Seed of the fixed valid/test subset behind --eval-fraction, independent of --seed.
 EVAL_SUBSET_SEED = 20160101
-INPUT_SIZE = 48  # FER2013's faces, the size every model here trains on
 SUMMARY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc", "valid_macro_f1", "seconds"]
 # Settings a resumed run must share with the run that wrote last.pth: they shape the model's
 # outputs, the optimizer state or the schedule that last.pth holds. The optimizer's own settings are
@@ -209,7 +215,7 @@ def meta_for(args, classes, metrics, init_sha256: str | None = None) -> ModelMet
     train_args = args_dict(args)
     if init_sha256 is not None:
         train_args["init_sha256"] = init_sha256
-    return ModelMeta(arch=args.arch, classes=tuple(classes), input_size=INPUT_SIZE, mean=args.mean, std=args.std,
+    return ModelMeta(arch=args.arch, classes=tuple(classes), input_size=IMAGE_SIDE_PX, mean=args.mean, std=args.std,
                      metrics=metrics, train_args=train_args)
 
 
@@ -275,12 +281,12 @@ def load_teacher(paths: list[Path], args, classes: tuple[str, ...], device: torc
     models, norms = [], []
     for path in paths:
         model, meta = load_checkpoint(path)
-        if tuple(meta.classes[: len(classes)]) != tuple(classes) or len(meta.classes) != len(classes):
+        if tuple(meta.classes) != tuple(classes):
             raise CheckpointError(f"--teacher {path} has classes {', '.join(meta.classes)}; this run trains "
                                   f"{', '.join(classes)}")
-        if meta.input_size != INPUT_SIZE:
+        if meta.input_size != IMAGE_SIDE_PX:
             raise CheckpointError(f"--teacher {path} takes {meta.input_size} px faces; this run trains on "
-                                  f"{INPUT_SIZE} px")
+                                  f"{IMAGE_SIDE_PX} px")
         models.append(model.to(device).to(memory_format=torch.channels_last))
         norms.append((meta.mean, meta.std))
         log.info("teacher %s (%s, valid %s)", path, meta.arch, meta.metrics.get("valid_accuracy", "not recorded"))
